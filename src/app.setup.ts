@@ -1,0 +1,12 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ApiExceptionFilter } from './http/api-exception.filter.js';
+import { jsonBodyMiddleware } from './http/json-body.middleware.js';
+
+/** HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. */
+export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  app.disable('x-powered-by');
+  app.use(jsonBodyMiddleware);
+  app.useGlobalFilters(new ApiExceptionFilter());
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,139 @@
+import { plainToInstance } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  validateSync,
+} from 'class-validator';
+
+const seconds = (min: number) => ({ message: `$property must be a whole number of seconds, at least ${min}` });
+
+/**
+ * The environment variables the service reads, as documented in `.env.example`.
+ * Numbers arrive as strings and are converted; an empty value counts as unset.
+ */
+export class EnvironmentVariables {
+  @IsOptional() @IsIn(['development', 'production', 'test'])
+  NODE_ENV?: 'development' | 'production' | 'test';
+
+  @IsOptional() @IsInt() @Min(1) @Max(65535)
+  PORT?: number;
+
+  @IsOptional() @Matches(/^postgres(ql)?:\/\/.+/, { message: '$property must be a postgres:// URL' })
+  DATABASE_URL?: string;
+
+  @IsOptional() @IsString()
+  DB_HOST?: string;
+
+  @IsOptional() @IsInt() @Min(1) @Max(65535)
+  DB_PORT?: number;
+
+  @IsOptional() @IsString()
+  DB_USERNAME?: string;
+
+  @IsOptional() @IsString()
+  DB_PASSWORD?: string;
+
+  @IsOptional() @IsString()
+  DB_NAME?: string;
+
+  @IsOptional() @IsString() @MinLength(32, { message: '$property must be at least 32 characters long' })
+  APP_SECRET?: string;
+
+  @IsOptional() @Matches(/^smtps?:\/\/.+/, { message: '$property must be an smtp:// or smtps:// URL' })
+  SMTP_URL?: string;
+
+  @IsOptional() @IsString()
+  MAIL_FROM?: string;
+
+  @IsOptional() @IsInt(seconds(1)) @Min(1, seconds(1))
+  OTP_TTL?: number;
+
+  @IsOptional() @IsInt() @Min(1) @Max(100)
+  OTP_MAX_ATTEMPTS?: number;
+
+  @IsOptional() @IsInt(seconds(0)) @Min(0, seconds(0))
+  OTP_RESEND_COOLDOWN?: number;
+
+  @IsOptional() @IsInt() @Min(1)
+  OTP_MAX_SENDS_PER_HOUR?: number;
+
+  @IsOptional() @IsInt(seconds(1)) @Min(1, seconds(1))
+  OTHR_SESSION_TTL?: number;
+
+  @IsOptional() @IsInt(seconds(1)) @Min(1, seconds(1))
+  MOBI_SESSION_TTL?: number;
+
+  @IsOptional() @IsString()
+  EMBEDDED_DB_DIR?: string;
+
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  LOG_LEVEL?: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+}
+
+const NUMERIC = new Set([
+  'PORT',
+  'DB_PORT',
+  'OTP_TTL',
+  'OTP_MAX_ATTEMPTS',
+  'OTP_RESEND_COOLDOWN',
+  'OTP_MAX_SENDS_PER_HOUR',
+  'OTHR_SESSION_TTL',
+  'MOBI_SESSION_TTL',
+]);
+
+/** Thrown at boot when a variable is invalid; the message names every offending variable. */
+export class ConfigurationError extends Error {
+  override name = 'ConfigurationError';
+}
+
+/**
+ * Validates the raw environment and converts numbers.
+ * @throws ConfigurationError naming each invalid variable and what it must be.
+ */
+export function validateEnvironment(raw: Record<string, string | undefined>): EnvironmentVariables {
+  const plain: Record<string, unknown> = {};
+  for (const key of Object.keys(new EnvironmentVariablesKeys())) {
+    const value = raw[key]?.trim();
+    if (value === undefined || value === '') continue;
+    // Only plain decimal integers become numbers; anything else stays a string and fails @IsInt.
+    plain[key] = NUMERIC.has(key) && /^-?\d+$/.test(value) ? Number(value) : value;
+  }
+  const env = plainToInstance(EnvironmentVariables, plain);
+  const errors = validateSync(env, { forbidUnknownValues: true });
+  if (errors.length > 0) {
+    const lines = errors.map(
+      (e) => `  ${e.property}=${JSON.stringify(e.value)}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+    );
+    throw new ConfigurationError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return env;
+}
+
+/** The list of keys, kept in one place with the class above. */
+class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVariables, undefined>> {
+  NODE_ENV = undefined;
+  PORT = undefined;
+  DATABASE_URL = undefined;
+  DB_HOST = undefined;
+  DB_PORT = undefined;
+  DB_USERNAME = undefined;
+  DB_PASSWORD = undefined;
+  DB_NAME = undefined;
+  APP_SECRET = undefined;
+  SMTP_URL = undefined;
+  MAIL_FROM = undefined;
+  OTP_TTL = undefined;
+  OTP_MAX_ATTEMPTS = undefined;
+  OTP_RESEND_COOLDOWN = undefined;
+  OTP_MAX_SENDS_PER_HOUR = undefined;
+  OTHR_SESSION_TTL = undefined;
+  MOBI_SESSION_TTL = undefined;
+  EMBEDDED_DB_DIR = undefined;
+  LOG_LEVEL = undefined;
+}

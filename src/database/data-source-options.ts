@@ -1,0 +1,23 @@
+import type { DataSourceOptions } from 'typeorm';
+import { Device } from '../sessions/entities/device.entity.js';
+import { OtpSend } from '../sessions/entities/otp-send.entity.js';
+import { Session } from '../sessions/entities/session.entity.js';
+import { User } from '../sessions/entities/user.entity.js';
+import { InitialSchema1764403200000 } from './migrations/1764403200000-initial-schema.js';
+
+export const ENTITIES = [User, Device, Session, OtpSend];
+export const MIGRATIONS = [InitialSchema1764403200000];
+
+/** The one source of database options, shared by the app, the migration command and the tests. */
+export function dataSourceOptions(url: string): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'migrations',
+    synchronize: false,
+    migrationsRun: false,
+    extra: { max: 20, connectionTimeoutMillis: 5_000 },
+  };
+}

@@ -1,0 +1,57 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import { ApiError } from '../common/api-error.js';
+
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'service_unavailable',
+};
+
+/**
+ * The one place errors become HTTP responses: `{"statusCode","error","code","message", ...}`.
+ * ApiErrors keep their code and details; other HttpExceptions get a code from their status;
+ * anything else is logged and answered with a generic 500 (no stack or SQL leaves the process).
+ */
+@Catch()
+export class ApiExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ApiExceptionFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const context = host.switchToHttp();
+    const response = context.getResponse<Response>();
+    const request = context.getRequest<Request>();
+    const error = this.toApiError(exception, request);
+    if (response.headersSent) return;
+    response.set(error.headers);
+    response.status(error.status).json({
+      statusCode: error.status,
+      error: STATUS_CODES[error.status] ?? 'Error',
+      code: error.code,
+      message: error.message,
+      ...error.details,
+    });
+  }
+
+  private toApiError(exception: unknown, request: Request): ApiError {
+    if (exception instanceof ApiError) return exception;
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const message = status === 404 ? `No route for ${request.method} ${request.path}.` : exception.message;
+      return new ApiError(status, CODE_BY_STATUS[status] ?? 'error', message);
+    }
+    this.logger.error(
+      `Unhandled error on ${request.method} ${request.path}`,
+      exception instanceof Error ? exception.stack : String(exception),
+    );
+    return new ApiError(500, 'internal_error', 'Something went wrong on our side.');
+  }
+}

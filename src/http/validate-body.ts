@@ -1,0 +1,69 @@
+import { plainToInstance, type ClassConstructor } from 'class-transformer';
+import { validate, type ValidationError } from 'class-validator';
+import { ApiError } from '../common/api-error.js';
+
+/** Keys that could reach an object's prototype if copied onto it; refused before any copying. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Validates a parsed JSON body against a DTO class: unknown properties, wrong JSON types, missing
+ * or null fields are refused.
+ * @returns the DTO instance, with its transforms (trimming, lower-casing) applied
+ * @throws ApiError 400 `validation_failed` naming every offending field in `message` and `fields`
+ */
+export async function validateBody<T extends object>(dto: ClassConstructor<T>, body: unknown): Promise<T> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError(400, 'validation_failed', 'The request body must be a JSON object.', { fields: [] });
+  }
+  const forbidden = findForbiddenKey(body, '');
+  if (forbidden) throw invalid([`property ${forbidden} should not exist`], [forbidden]);
+
+  const instance = plainToInstance(dto, body);
+  const errors = await validate(instance, {
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    forbidUnknownValues: true,
+    stopAtFirstError: true,
+  });
+  if (errors.length > 0) {
+    const problems = flatten(errors, '');
+    throw invalid(
+      problems.map((p) => p.message),
+      problems.map((p) => p.field),
+    );
+  }
+  return instance;
+}
+
+function invalid(messages: string[], fields: string[]): ApiError {
+  return new ApiError(400, 'validation_failed', messages.join('; '), { fields: [...new Set(fields)] });
+}
+
+function flatten(errors: ValidationError[], prefix: string): { field: string; message: string }[] {
+  return errors.flatMap((error) => {
+    const field = prefix + error.property;
+    const own = Object.values(error.constraints ?? {}).map((message) => ({
+      field,
+      // class-validator names the bare property; say the full path instead.
+      message: message.startsWith(`property ${error.property} `)
+        ? message.replace(`property ${error.property} `, `property ${field} `)
+        : message.replace(new RegExp(`^${escape(error.property)}\\b`), field),
+    }));
+    return [...own, ...flatten(error.children ?? [], `${field}.`)];
+  });
+}
+
+function findForbiddenKey(value: unknown, path: string, depth = 0): string | null {
+  if (typeof value !== 'object' || value === null || depth > 64) return null;
+  for (const key of Object.keys(value)) {
+    const here = path ? `${path}.${key}` : key;
+    if (FORBIDDEN_KEYS.has(key)) return here;
+    const found = findForbiddenKey((value as Record<string, unknown>)[key], here, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

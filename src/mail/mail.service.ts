@@ -1,0 +1,55 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import nodemailer, { type Transporter } from 'nodemailer';
+import { AppConfig } from '../config/app-config.js';
+import { renderOtpMail } from './otp-mail.template.js';
+
+/** The mail could not be handed to the SMTP server (refused, unreachable or timed out). */
+export class MailDeliveryError extends Error {
+  override name = 'MailDeliveryError';
+}
+
+/**
+ * Sends login codes. With `SMTP_URL` set, over SMTP with nodemailer (bounded timeouts, so a dead
+ * server cannot hold a request for long); without it (development only, enforced by the config),
+ * the email is printed to the log with a `[DEV MAIL]` marker.
+ */
+@Injectable()
+export class MailService implements OnModuleDestroy {
+  private readonly logger = new Logger(MailService.name);
+  private readonly transport: Transporter | null;
+
+  constructor(@Inject(AppConfig) private readonly config: AppConfig) {
+    this.transport = config.mail.smtpUrl
+      ? nodemailer.createTransport({
+          url: config.mail.smtpUrl,
+          connectionTimeout: 5_000,
+          greetingTimeout: 5_000,
+          socketTimeout: 10_000,
+        })
+      : null;
+  }
+
+  /**
+   * Emails a login code.
+   * @param validSeconds the code's lifetime, shown to the reader in whole minutes (rounded up)
+   * @throws MailDeliveryError when the SMTP server refuses or cannot be reached
+   */
+  async sendOtp(to: string, code: string, validSeconds: number): Promise<void> {
+    const mail = renderOtpMail(code, Math.ceil(validSeconds / 60));
+    if (!this.transport) {
+      this.logger.warn(`[DEV MAIL] to=${to} subject="${mail.subject}"\n${mail.text}`);
+      return;
+    }
+    try {
+      await this.transport.sendMail({ from: this.config.mail.from, to, ...mail });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.error(`Mail to ${to} failed: ${reason}`);
+      throw new MailDeliveryError(reason);
+    }
+  }
+
+  onModuleDestroy(): void {
+    this.transport?.close();
+  }
+}

@@ -1,0 +1,26 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/** Bytes of CSPRNG output in a bearer token: 256 bits (OWASP Session Management Cheat Sheet). */
+export const TOKEN_BYTES = 32;
+
+/** A bearer token as RFC 6750 `b64token` allows; ours are 43 base64url characters. */
+const BEARER_SYNTAX = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
+
+/** A new opaque bearer token: 32 CSPRNG bytes, base64url (43 characters, URL-safe). */
+export function generateToken(): string {
+  return randomBytes(TOKEN_BYTES).toString('base64url');
+}
+
+/** SHA-256 of the token (32 bytes): the only form stored and the lookup key. */
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), or null when the header
+ * is missing or not of that form. Tokens longer than 512 characters are refused unread.
+ */
+export function parseBearer(header: string | string[] | undefined): string | null {
+  if (typeof header !== 'string' || header.length > 520) return null;
+  return BEARER_SYNTAX.exec(header)?.[1] ?? null;
+}

@@ -1,0 +1,61 @@
+import { Transform, Type } from 'class-transformer';
+import {
+  IsDefined,
+  IsEmail,
+  IsIn,
+  IsNotIn,
+  IsObject,
+  IsString,
+  Matches,
+  MaxLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { UUID_PATTERN } from '../../common/public-id.js';
+import { DEVICE_TYPES, type DeviceType } from '../entities/device.entity.js';
+
+const lowerCase = (trim: boolean) =>
+  Transform(({ value }) => (typeof value === 'string' ? (trim ? value.trim() : value).toLowerCase() : value));
+
+export class UserInputDto {
+  /** Trimmed and lower-cased before it is checked and stored; at most 254 characters (RFC 5321). */
+  @lowerCase(true)
+  @IsDefined()
+  @IsString()
+  @MaxLength(254)
+  @IsEmail()
+  email: string;
+}
+
+export class DeviceInputDto {
+  @IsDefined()
+  @IsString()
+  @IsIn(DEVICE_TYPES)
+  type: DeviceType;
+
+  /** Required for `mobi`, optional for `othr`; `null` is a wrong type, not "absent". */
+  @ValidateIf((device: DeviceInputDto) => device.type === 'mobi' || device.vendor_uuid !== undefined)
+  @IsDefined()
+  @IsString()
+  @Matches(UUID_PATTERN, { message: '$property must be a UUID (8-4-4-4-12 hex digits)' })
+  @IsNotIn(['00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff'], {
+    message: '$property must not be the nil or max UUID',
+  })
+  @lowerCase(false)
+  vendor_uuid?: string;
+}
+
+/** Body of POST /sessions?mode=email. */
+export class CreateSessionDto {
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => UserInputDto)
+  user: UserInputDto;
+
+  @IsDefined()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => DeviceInputDto)
+  device: DeviceInputDto;
+}

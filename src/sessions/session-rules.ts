@@ -1,0 +1,105 @@
+import type { DeviceType } from './entities/device.entity.js';
+import type { SessionStatus } from './entities/session.entity.js';
+
+/** The parts of a session the rules look at. */
+export interface SessionState {
+  status: SessionStatus;
+  otpExpiresAt: Date;
+  otpAttemptsLeft: number;
+  expiresAt: Date | null;
+}
+
+/** OTP emails already sent, as counted in PostgreSQL for one user and one of its devices. */
+export interface SendHistory {
+  /** Latest send to this device, or null. */
+  lastDeviceSendAt: Date | null;
+  /** Sends to this email address (all devices) in the hour before now. */
+  sendsInLastHour: number;
+  /** Oldest of those sends, or null when there are none. */
+  oldestSendInLastHourAt: Date | null;
+}
+
+export interface SendLimits {
+  /** Seconds between two sends to one device; 0 disables the cooldown. */
+  resendCooldown: number;
+  /** Sends per email address per rolling hour. */
+  maxSendsPerHour: number;
+}
+
+export interface SendRefusal {
+  reason: 'cooldown' | 'hourly_cap';
+  /** Whole seconds until a send would be accepted (`Retry-After`, RFC 9110 §10.2.3), at least 1. */
+  retryAfter: number;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** Whether one more OTP may be sent now; null when it may. */
+export function checkSendLimits(history: SendHistory, now: Date, limits: SendLimits): SendRefusal | null {
+  const t = now.getTime();
+  if (limits.resendCooldown > 0 && history.lastDeviceSendAt) {
+    const readyAt = history.lastDeviceSendAt.getTime() + limits.resendCooldown * 1000;
+    if (readyAt > t) return { reason: 'cooldown', retryAfter: secondsUntil(readyAt, t) };
+  }
+  if (history.sendsInLastHour >= limits.maxSendsPerHour && history.oldestSendInLastHourAt) {
+    return { reason: 'hourly_cap', retryAfter: secondsUntil(history.oldestSendInLastHourAt.getTime() + HOUR_MS, t) };
+  }
+  return null;
+}
+
+/**
+ * A session its token holder may be handed again without a new code: confirmed and not past
+ * `expires_at`, or pending with an unexpired OTP and attempts left.
+ */
+export function isReusable(session: SessionState, now: Date): boolean {
+  if (session.status === 'confirmed') return !isPast(session.expiresAt, now);
+  if (session.status === 'pending') return session.otpExpiresAt > now && session.otpAttemptsLeft > 0;
+  return false;
+}
+
+/** What a confirm request does to a session, before any write. */
+export type ConfirmDecision =
+  | { kind: 'confirm' }
+  | { kind: 'already_confirmed' }
+  | { kind: 'wrong_code'; attemptsLeft: number }
+  | { kind: 'otp_expired' }
+  | { kind: 'confirmed_session_expired' }
+  | { kind: 'refused'; error: 'session_expired' | 'session_revoked' | 'otp_attempts_exceeded' };
+
+/**
+ * The PATCH /sessions/{uuid} state machine. `codeMatches` is called only for a pending session
+ * whose code is still valid, so every verification counts as an attempt.
+ */
+export function decideConfirm(session: SessionState, now: Date, codeMatches: () => boolean): ConfirmDecision {
+  switch (session.status) {
+    case 'pending':
+      if (session.otpAttemptsLeft <= 0) return { kind: 'refused', error: 'otp_attempts_exceeded' };
+      if (session.otpExpiresAt <= now) return { kind: 'otp_expired' };
+      return codeMatches() ? { kind: 'confirm' } : { kind: 'wrong_code', attemptsLeft: session.otpAttemptsLeft - 1 };
+    case 'confirmed':
+      return isPast(session.expiresAt, now) ? { kind: 'confirmed_session_expired' } : { kind: 'already_confirmed' };
+    case 'expired':
+      // A session expired by its last wrong code keeps answering with the reason it ended.
+      return { kind: 'refused', error: session.otpAttemptsLeft === 0 ? 'otp_attempts_exceeded' : 'session_expired' };
+    case 'revoked':
+      return { kind: 'refused', error: 'session_revoked' };
+  }
+}
+
+/** `expires_at` of a session confirmed now: `othr` after OTHR_SESSION_TTL, `mobi` never unless MOBI_SESSION_TTL. */
+export function confirmedExpiry(
+  type: DeviceType,
+  confirmedAt: Date,
+  ttl: { othrTtl: number; mobiTtl: number | null },
+): Date | null {
+  const seconds = type === 'othr' ? ttl.othrTtl : ttl.mobiTtl;
+  return seconds === null ? null : new Date(confirmedAt.getTime() + seconds * 1000);
+}
+
+function isPast(deadline: Date | null, now: Date): boolean {
+  return deadline !== null && deadline <= now;
+}
+
+function secondsUntil(atMs: number, nowMs: number): number {
+  return Math.max(1, Math.ceil((atMs - nowMs) / 1000));
+}

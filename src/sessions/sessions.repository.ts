@@ -1,0 +1,209 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { DeviceType } from './entities/device.entity.js';
+import type { SessionStatus } from './entities/session.entity.js';
+import type { SendHistory } from './session-rules.js';
+
+/** A session with its user and device, as the rules and the responses need it. */
+export interface SessionRecord {
+  id: string;
+  status: SessionStatus;
+  tokenHash: Buffer;
+  otpHash: Buffer | null;
+  otpExpiresAt: Date;
+  otpAttemptsLeft: number;
+  createdAt: Date;
+  confirmedAt: Date | null;
+  expiresAt: Date | null;
+  userId: string;
+  email: string;
+  deviceId: string;
+  deviceType: DeviceType;
+  vendorUuid: string | null;
+}
+
+export interface DeviceIdentity {
+  email: string;
+  type: DeviceType;
+  /** Lower-case UUID, or null when absent (one `othr` device per user). */
+  vendorUuid: string | null;
+}
+
+export interface UserAndDevice {
+  userId: string;
+  deviceId: string;
+  isNewUser: boolean;
+  isNewDevice: boolean;
+}
+
+export interface NewPendingSession {
+  id: string;
+  userId: string;
+  deviceId: string;
+  tokenHash: Buffer;
+  otpHash: Buffer;
+  otpExpiresAt: Date;
+  otpAttemptsLeft: number;
+  clientIp: string | null;
+  userAgent: string | null;
+  now: Date;
+}
+
+const SESSION_COLUMNS = `
+  s.id, s.status, s.token_hash AS "tokenHash", s.otp_hash AS "otpHash",
+  s.otp_expires_at AS "otpExpiresAt", s.otp_attempts_left AS "otpAttemptsLeft",
+  s.created_at AS "createdAt", s.confirmed_at AS "confirmedAt", s.expires_at AS "expiresAt",
+  u.id AS "userId", u.email, d.id AS "deviceId", d.type AS "deviceType", d.vendor_uuid AS "vendorUuid"`;
+
+const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
+
+/**
+ * Storage of users, devices, sessions and OTP sends. Methods that take an `EntityManager` run
+ * inside the caller's transaction; the locks they take are noted.
+ */
+@Injectable()
+export class SessionsRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction('READ COMMITTED', work);
+  }
+
+  /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device. */
+  async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity): Promise<SessionRecord | null> {
+    const rows: SessionRecord[] = await this.dataSource.query(
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
+        WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
+      [tokenHash, device.email, device.type, device.vendorUuid],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Finds or creates the user and the device in one statement. Leaves the user's row locked until
+   * the transaction ends, which serializes concurrent logins of one email address so that the send
+   * limits read afterwards are exact.
+   */
+  async upsertUserAndDevice(
+    manager: EntityManager,
+    ids: { userId: string; deviceId: string },
+    device: DeviceIdentity,
+    now: Date,
+  ): Promise<UserAndDevice> {
+    const rows: UserAndDevice[] = await manager.query(
+      `WITH u AS (
+         INSERT INTO users (id, email, created_at) VALUES ($1, $2, $6)
+         ON CONFLICT ON CONSTRAINT users_email_key DO UPDATE SET email = EXCLUDED.email
+         RETURNING id, (xmax = 0) AS inserted
+       ), d AS (
+         INSERT INTO devices (id, user_id, type, vendor_uuid, created_at)
+         SELECT $3, u.id, $4, $5::uuid, $6 FROM u
+         ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE SET type = EXCLUDED.type
+         RETURNING id, (xmax = 0) AS inserted
+       )
+       SELECT u.id AS "userId", d.id AS "deviceId", u.inserted AS "isNewUser", d.inserted AS "isNewDevice" FROM u, d`,
+      [ids.userId, device.email, ids.deviceId, device.type, device.vendorUuid, now],
+    );
+    return rows[0];
+  }
+
+  /** OTP sends of the user since `since` that the send limits need. */
+  async sendHistory(
+    manager: EntityManager,
+    userId: string,
+    deviceId: string,
+    hourAgo: Date,
+    since: Date,
+  ): Promise<SendHistory> {
+    const rows: SendHistory[] = await manager.query(
+      `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
+              (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
+              min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
+         FROM otp_sends WHERE user_id = $1 AND sent_at > $4`,
+      [userId, deviceId, hourAgo, since],
+    );
+    return rows[0];
+  }
+
+  /** Inserts a pending session and records its OTP send. */
+  async insertPendingSession(manager: EntityManager, s: NewPendingSession): Promise<void> {
+    await manager.query(
+      `WITH s AS (
+         INSERT INTO sessions (id, user_id, device_id, status, token_hash, otp_hash, otp_expires_at,
+                               otp_attempts_left, created_at, client_ip, user_agent)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10)
+         RETURNING id, user_id, device_id
+       )
+       INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) SELECT user_id, device_id, id, $8 FROM s`,
+      [s.id, s.userId, s.deviceId, s.tokenHash, s.otpHash, s.otpExpiresAt, s.otpAttemptsLeft, s.now, s.clientIp, s.userAgent],
+    );
+  }
+
+  /** The mail for a new session was refused: the session ends and its send no longer counts. */
+  async expireAfterMailFailure(sessionId: string, now: Date): Promise<void> {
+    await this.transaction(async (manager) => {
+      await manager.query(`DELETE FROM otp_sends WHERE session_id = $1`, [sessionId]);
+      await manager.query(
+        `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1 AND status = 'pending'`,
+        [sessionId, now],
+      );
+    });
+  }
+
+  /**
+   * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
+   * returns the session. Every confirm locks in this order, so confirms of two sessions of one
+   * device queue up instead of deadlocking when each revokes the other.
+   * @returns null when no such session exists
+   */
+  async lockForConfirm(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
+    const devices: { id: string }[] = await manager.query(
+      `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
+      [sessionId],
+    );
+    if (devices.length === 0) return null;
+    const rows: SessionRecord[] = await manager.query(
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1 FOR UPDATE OF s`,
+      [sessionId],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Stores the attempts left after a wrong code; the last one ends the session. */
+  async recordWrongCode(manager: EntityManager, sessionId: string, attemptsLeft: number, now: Date): Promise<void> {
+    await manager.query(
+      `UPDATE sessions
+          SET otp_attempts_left = $2::smallint,
+              status = CASE WHEN $2::smallint = 0 THEN 'expired' ELSE status END,
+              otp_hash = CASE WHEN $2::smallint = 0 THEN NULL ELSE otp_hash END,
+              ended_at = CASE WHEN $2::smallint = 0 THEN $3::timestamptz ELSE ended_at END
+        WHERE id = $1`,
+      [sessionId, attemptsLeft, now],
+    );
+  }
+
+  async markExpired(manager: EntityManager, sessionId: string, now: Date): Promise<void> {
+    await manager.query(`UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1`, [
+      sessionId,
+      now,
+    ]);
+  }
+
+  /** Revokes every other pending or confirmed session of the device (one live session per device). */
+  async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<void> {
+    await manager.query(
+      `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
+        WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
+      [deviceId, keepSessionId, now],
+    );
+  }
+
+  /** Confirms a pending session; its OTP hash is erased so the code can never be used again. */
+  async markConfirmed(manager: EntityManager, sessionId: string, now: Date, expiresAt: Date | null): Promise<void> {
+    await manager.query(
+      `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
+      [sessionId, now, expiresAt],
+    );
+  }
+}

@@ -1,0 +1,180 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { ApiError } from '../common/api-error.js';
+import { Clock } from '../common/clock.js';
+import { AppConfig } from '../config/app-config.js';
+import { MailService } from '../mail/mail.service.js';
+import { generateOtp, hashOtp, verifyOtp } from '../security/otp.js';
+import { generateToken, hashToken } from '../security/token.js';
+import { SessionErrors } from './session.errors.js';
+import { checkSendLimits, confirmedExpiry, decideConfirm, isReusable } from './session-rules.js';
+import { type DeviceIdentity, type SessionRecord, SessionsRepository } from './sessions.repository.js';
+
+/** A session as handed to its token holder. */
+export interface IssuedSession {
+  session: SessionRecord;
+  token: string;
+  isNewUser: boolean;
+  isNewDevice: boolean;
+  /** True when a new pending session was created (201), false when an existing one was reused (200). */
+  created: boolean;
+}
+
+export interface StartLogin {
+  device: DeviceIdentity;
+  /** The caller's bearer token, if it sent one. */
+  bearerToken: string | null;
+  clientIp: string | null;
+  userAgent: string | null;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The login rules of SPEC.md: start (or reuse) a session, confirm it with the emailed code. */
+@Injectable()
+export class SessionsService {
+  constructor(
+    private readonly repository: SessionsRepository,
+    private readonly mail: MailService,
+    private readonly clock: Clock,
+    @Inject(AppConfig) private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * POST /sessions: hands back the caller's own reusable session when it proves it with the token,
+   * otherwise creates a pending session and emails its code.
+   * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap),
+   *   503 `mail_unavailable` (SMTP refused; the new session is expired and the send not counted)
+   */
+  async start(request: StartLogin): Promise<IssuedSession> {
+    const reused = await this.findReusable(request);
+    if (reused) return reused;
+
+    const now = this.clock.now();
+    const token = generateToken();
+    const code = generateOtp();
+    const sessionId = randomUUID();
+    const { otp } = this.config;
+    const ids = await this.repository.transaction(async (manager) => {
+      const found = await this.repository.upsertUserAndDevice(
+        manager,
+        { userId: randomUUID(), deviceId: randomUUID() },
+        request.device,
+        now,
+      );
+      const windowMs = Math.max(HOUR_MS, otp.resendCooldown * 1000);
+      const history = await this.repository.sendHistory(
+        manager,
+        found.userId,
+        found.deviceId,
+        new Date(now.getTime() - HOUR_MS),
+        new Date(now.getTime() - windowMs),
+      );
+      const refusal = checkSendLimits(history, now, otp);
+      if (refusal) {
+        throw SessionErrors.rateLimited(
+          refusal.retryAfter,
+          refusal.reason === 'cooldown'
+            ? `A code was sent to this device less than ${otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`
+            : `Too many codes were sent to this email address in the last hour; retry in ${refusal.retryAfter} s.`,
+        );
+      }
+      await this.repository.insertPendingSession(manager, {
+        id: sessionId,
+        userId: found.userId,
+        deviceId: found.deviceId,
+        tokenHash: hashToken(token),
+        otpHash: hashOtp(this.config.appSecret, sessionId, code),
+        otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
+        otpAttemptsLeft: otp.maxAttempts,
+        clientIp: request.clientIp,
+        userAgent: request.userAgent,
+        now,
+      });
+      return found;
+    });
+
+    try {
+      await this.mail.sendOtp(request.device.email, code, otp.ttl);
+    } catch {
+      await this.repository.expireAfterMailFailure(sessionId, this.clock.now());
+      throw SessionErrors.mailUnavailable();
+    }
+    return {
+      session: {
+        id: sessionId,
+        status: 'pending',
+        tokenHash: hashToken(token),
+        otpHash: null,
+        otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
+        otpAttemptsLeft: otp.maxAttempts,
+        createdAt: now,
+        confirmedAt: null,
+        expiresAt: null,
+        userId: ids.userId,
+        email: request.device.email,
+        deviceId: ids.deviceId,
+        deviceType: request.device.type,
+        vendorUuid: request.device.vendorUuid,
+      },
+      token,
+      isNewUser: ids.isNewUser,
+      isNewDevice: ids.isNewDevice,
+      created: true,
+    };
+  }
+
+  /**
+   * PATCH /sessions/{uuid}: checks the code and moves the session along SPEC's state machine.
+   * Wrong codes and expiries are committed before the error is thrown.
+   * @throws ApiError 404 `session_not_found`, 401 `unauthorized` (token not this session's),
+   *   400 `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`,
+   *   `session_expired`, `session_revoked`
+   */
+  async confirm(sessionId: string, token: string, code: string): Promise<IssuedSession> {
+    const now = this.clock.now();
+    const outcome = await this.repository.transaction(async (manager): Promise<SessionRecord | ApiError> => {
+      const session = await this.repository.lockForConfirm(manager, sessionId);
+      if (!session) throw SessionErrors.notFound();
+      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
+
+      const decision = decideConfirm(session, now, () =>
+        verifyOtp(this.config.appSecret, session.id, code, session.otpHash),
+      );
+      switch (decision.kind) {
+        case 'confirm': {
+          const expiresAt = confirmedExpiry(session.deviceType, now, this.config.session);
+          await this.repository.revokeOthersOnDevice(manager, session.deviceId, session.id, now);
+          await this.repository.markConfirmed(manager, session.id, now, expiresAt);
+          return { ...session, status: 'confirmed', confirmedAt: now, expiresAt, otpHash: null };
+        }
+        case 'already_confirmed':
+          return session;
+        case 'wrong_code':
+          await this.repository.recordWrongCode(manager, session.id, decision.attemptsLeft, now);
+          return SessionErrors.otpInvalid(decision.attemptsLeft);
+        case 'otp_expired':
+          await this.repository.markExpired(manager, session.id, now);
+          return SessionErrors.otpExpired();
+        case 'confirmed_session_expired':
+          await this.repository.markExpired(manager, session.id, now);
+          return SessionErrors.sessionExpired();
+        case 'refused':
+          return {
+            session_expired: SessionErrors.sessionExpired,
+            session_revoked: SessionErrors.sessionRevoked,
+            otp_attempts_exceeded: SessionErrors.otpAttemptsExceeded,
+          }[decision.error]();
+      }
+    });
+    if (outcome instanceof ApiError) throw outcome;
+    return { session: outcome, token, isNewUser: false, isNewDevice: false, created: false };
+  }
+
+  private async findReusable(request: StartLogin): Promise<IssuedSession | null> {
+    if (!request.bearerToken) return null;
+    const session = await this.repository.findByTokenHashOnDevice(hashToken(request.bearerToken), request.device);
+    if (!session || !isReusable(session, this.clock.now())) return null;
+    return { session, token: request.bearerToken, isNewUser: false, isNewDevice: false, created: false };
+  }
+}
