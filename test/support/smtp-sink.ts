@@ -1,0 +1,88 @@
+import { simpleParser } from 'mailparser';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+export interface ReceivedMail {
+  to: string;
+  from: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** The 6-digit code found in the plain-text body. */
+  code: string | null;
+}
+
+/**
+ * A real SMTP server (the `smtp-server` package) on a loopback port that keeps what it receives.
+ * `refuse` makes it answer 550 to every message, like a server that rejects the mail.
+ */
+export class SmtpSink {
+  readonly messages: ReceivedMail[] = [];
+  refuse = false;
+  private readonly server: SMTPServer;
+  private waiters: (() => void)[] = [];
+
+  private constructor() {
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onData: (stream, _session, callback) => {
+        if (this.refuse) {
+          stream.resume();
+          stream.on('end', () => callback(Object.assign(new Error('Mailbox unavailable'), { responseCode: 550 })));
+          return;
+        }
+        simpleParser(stream)
+          .then((mail) => {
+            const text = mail.text ?? '';
+            const to = Array.isArray(mail.to) ? mail.to[0]?.text : mail.to?.text;
+            this.messages.push({
+              to: to ?? '',
+              from: mail.from?.text ?? '',
+              subject: mail.subject ?? '',
+              text,
+              html: typeof mail.html === 'string' ? mail.html : '',
+              code: /\b(\d{6})\b/.exec(text)?.[1] ?? null,
+            });
+            this.waiters.forEach((wake) => wake());
+            callback();
+          })
+          .catch(callback);
+      },
+    });
+  }
+
+  static async start(): Promise<SmtpSink> {
+    const sink = new SmtpSink();
+    await new Promise<void>((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
+    return sink;
+  }
+
+  get url(): string {
+    return `smtp://127.0.0.1:${(this.server.server.address() as AddressInfo).port}`;
+  }
+
+  /** The code of the latest mail to `to`, waiting up to 5 s for it to arrive. */
+  async codeFor(to: string): Promise<string> {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const code = this.messages.filter((m) => m.to === to).at(-1)?.code;
+      if (code) return code;
+      if (Date.now() > deadline) throw new Error(`No mail with a code for ${to}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+      this.waiters = [];
+    }
+  }
+
+  countTo(to: string): number {
+    return this.messages.filter((m) => m.to === to).length;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,61 @@
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
+import type { App } from 'supertest/types.js';
+import { AppModule } from '../../src/app.module.js';
+import { configureApp } from '../../src/app.setup.js';
+import { Clock } from '../../src/common/clock.js';
+import { FakeClock } from './fake-clock.js';
+import { SmtpSink } from './smtp-sink.js';
+import { createTestDatabase, type TestDatabase } from './test-database.js';
+
+export interface TestApp {
+  app: INestApplication;
+  http: App;
+  clock: FakeClock;
+  smtp: SmtpSink;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef';
+
+/**
+ * The real application (real HTTP stack, real PostgreSQL, real SMTP server) on a private database,
+ * with an injectable clock. `env` overrides the defaults below.
+ */
+export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const db = await createTestDatabase();
+  const smtp = await SmtpSink.start();
+  const clock = new FakeClock();
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      AppModule.register({
+        NODE_ENV: 'test',
+        DATABASE_URL: db.url,
+        SMTP_URL: smtp.url,
+        APP_SECRET: TEST_SECRET,
+        MAIL_FROM: 'Login <login@test.local>',
+        ...env,
+      }),
+    ],
+  })
+    .overrideProvider(Clock)
+    .useValue(clock)
+    .compile();
+  const app = configureApp(moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: ['fatal'] }));
+  await app.init();
+  return {
+    app,
+    http: app.getHttpServer(),
+    clock,
+    smtp,
+    db,
+    close: async () => {
+      await app.close();
+      await smtp.stop();
+      await db.drop();
+    },
+  };
+}
