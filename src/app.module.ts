@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { CommonModule } from './common/common.module.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -10,7 +11,7 @@ export class AppModule {
   static register(env?: Record<string, string | undefined>): DynamicModule {
     return {
       module: AppModule,
-      imports: [AppConfigModule.register(env), CommonModule, DatabaseModule, SessionsModule],
+      imports: [AppConfigModule.register(env), ScheduleModule.forRoot(), CommonModule, DatabaseModule, SessionsModule],
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { ApiExceptionFilter } from './http/api-exception.filter.js';
 import { jsonBodyMiddleware } from './http/json-body.middleware.js';
+import { setupOpenApi } from './http/openapi.js';
 
 /** HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
@@ -8,5 +9,6 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.use(jsonBodyMiddleware);
   app.useGlobalFilters(new ApiExceptionFilter());
   app.enableShutdownHooks();
+  setupOpenApi(app);
   return app;
 }

@@ -21,7 +21,8 @@ export class AppConfig {
   appSecretGenerated: boolean;
   mail: { smtpUrl: string | null; from: string };
   otp: { ttl: number; maxAttempts: number; resendCooldown: number; maxSendsPerHour: number };
-  session: { othrTtl: number; mobiTtl: number | null };
+  /** Lifetimes of confirmed sessions (seconds) and how long ended ones are kept (days). */
+  session: { othrTtl: number; mobiTtl: number | null; retentionDays: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 }
 
@@ -55,7 +56,11 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
       resendCooldown: env.OTP_RESEND_COOLDOWN ?? 60,
       maxSendsPerHour: env.OTP_MAX_SENDS_PER_HOUR ?? 10,
     },
-    session: { othrTtl: env.OTHR_SESSION_TTL ?? 7200, mobiTtl: env.MOBI_SESSION_TTL ?? null },
+    session: {
+      othrTtl: env.OTHR_SESSION_TTL ?? 7200,
+      mobiTtl: env.MOBI_SESSION_TTL ?? null,
+      retentionDays: env.SESSION_RETENTION_DAYS ?? 30,
+    },
     logLevel: env.LOG_LEVEL ?? (production ? 'log' : 'debug'),
   };
 }

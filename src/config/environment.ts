@@ -69,6 +69,9 @@ export class EnvironmentVariables {
   @IsOptional() @IsInt(seconds(1)) @Min(1, seconds(1))
   MOBI_SESSION_TTL?: number;
 
+  @IsOptional() @IsInt() @Min(1, { message: '$property must be a whole number of days, at least 1' })
+  SESSION_RETENTION_DAYS?: number;
+
   @IsOptional() @IsString()
   EMBEDDED_DB_DIR?: string;
 
@@ -85,6 +88,7 @@ const NUMERIC = new Set([
   'OTP_MAX_SENDS_PER_HOUR',
   'OTHR_SESSION_TTL',
   'MOBI_SESSION_TTL',
+  'SESSION_RETENTION_DAYS',
 ]);
 
 /** Thrown at boot when a variable is invalid; the message names every offending variable. */
@@ -134,6 +138,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   OTP_MAX_SENDS_PER_HOUR = undefined;
   OTHR_SESSION_TTL = undefined;
   MOBI_SESSION_TTL = undefined;
+  SESSION_RETENTION_DAYS = undefined;
   EMBEDDED_DB_DIR = undefined;
   LOG_LEVEL = undefined;
 }

@@ -3,8 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 /** Bytes of CSPRNG output in a bearer token: 256 bits (OWASP Session Management Cheat Sheet). */
 export const TOKEN_BYTES = 32;
 
-/** A bearer token as RFC 6750 `b64token` allows; ours are 43 base64url characters. */
-const BEARER_SYNTAX = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
+/**
+ * A bearer token as RFC 6750 `b64token` allows; ours are 43 base64url characters. The scheme name
+ * is case-insensitive (RFC 9110 §11.1), the token is taken exactly.
+ */
+const BEARER_SYNTAX = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)$/;
+
+/** Longest token read; anything longer is refused without running the pattern. */
+const MAX_TOKEN_LENGTH = 512;
 
 /** A new opaque bearer token: 32 CSPRNG bytes, base64url (43 characters, URL-safe). */
 export function generateToken(): string {
@@ -21,6 +27,6 @@ export function hashToken(token: string): Buffer {
  * is missing or not of that form. Tokens longer than 512 characters are refused unread.
  */
 export function parseBearer(header: string | string[] | undefined): string | null {
-  if (typeof header !== 'string' || header.length > 520) return null;
+  if (typeof header !== 'string' || header.length > 'Bearer '.length + MAX_TOKEN_LENGTH) return null;
   return BEARER_SYNTAX.exec(header)?.[1] ?? null;
 }

@@ -57,6 +57,19 @@ export function isReusable(session: SessionState, now: Date): boolean {
   return false;
 }
 
+/** A session whose token authenticates its holder: confirmed and not past `expires_at`. */
+export function authenticates(session: SessionState, now: Date): boolean {
+  return session.status === 'confirmed' && !isPast(session.expiresAt, now);
+}
+
+/** `last_seen_at` is refreshed at most once per this many seconds per session (no write per request). */
+export const LAST_SEEN_RESOLUTION = 60;
+
+/** Whether a use of the token at `now` should refresh `last_seen_at`. */
+export function lastSeenIsStale(lastSeenAt: Date | null, now: Date): boolean {
+  return lastSeenAt === null || now.getTime() - lastSeenAt.getTime() >= LAST_SEEN_RESOLUTION * 1000;
+}
+
 /** What a confirm request does to a session, before any write. */
 export type ConfirmDecision =
   | { kind: 'confirm' }

@@ -16,6 +16,8 @@ export const SessionErrors = {
     new ApiError(400, 'otp_attempts_exceeded', 'Too many wrong codes for this session; start a new login.'),
   sessionExpired: () => new ApiError(400, 'session_expired', 'The session has expired; start a new login.'),
   sessionRevoked: () => new ApiError(400, 'session_revoked', 'The session has been revoked; start a new login.'),
+  sessionNotPending: () =>
+    new ApiError(409, 'session_not_pending', 'Only a pending session with a live code can get a new one; start a new login.'),
   rateLimited: (retryAfterSeconds: number, message: string) =>
     new ApiError(429, 'rate_limited', message, { retry_after: retryAfterSeconds }, {
       'Retry-After': String(retryAfterSeconds),

@@ -1,23 +1,50 @@
-import { Body, Controller, Headers, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { fromPublicId } from '../common/public-id.js';
+import { fromPublicId, toPublicId } from '../common/public-id.js';
+import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
 import { validateBody } from '../http/validate-body.js';
 import { parseBearer } from '../security/token.js';
+import { BearerAuthGuard, CurrentSession } from './bearer-auth.guard.js';
 import { ConfirmSessionDto } from './dto/confirm-session.dto.js';
 import { CreateSessionDto } from './dto/create-session.dto.js';
-import { SessionResponseDto } from './dto/session-response.dto.js';
+import { OtpResentDto, SessionInfoDto, SessionListDto, SessionResponseDto } from './dto/session-response.dto.js';
 import { SessionErrors } from './session.errors.js';
+import { SessionAccessService } from './session-access.service.js';
+import type { SessionRecord } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
+const SESSION_ID_PARAM = ApiParam({ name: 'uuid', example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833' });
 
-/** HTTP mapping of the login flow; the rules live in SessionsService. */
+/** HTTP mapping of the session endpoints; the rules live in the services. */
+@ApiTags('sessions')
 @Controller('sessions')
 export class SessionsController {
-  constructor(private readonly sessions: SessionsService) {}
+  constructor(
+    private readonly sessions: SessionsService,
+    private readonly access: SessionAccessService,
+  ) {}
 
-  /** Start a login (201, code emailed) or get back one's own reusable session (200). */
   @Post()
+  @ApiOperation({
+    summary: 'Start a login, or get back one\'s own reusable session',
+    description:
+      'Creates a pending session and emails its 6-digit code (201). With `Authorization: Bearer <token>` of a ' +
+      'still-usable session of this same device, returns it unchanged and sends nothing (200). Any other or ' +
+      'malformed token is ignored.',
+  })
+  @ApiQuery({ name: 'mode', enum: ['email'], required: true })
+  @ApiBody({ type: CreateSessionDto })
+  @ApiBearerAuth()
+  @ApiResponse({ status: 201, type: SessionResponseDto, description: 'New pending session; the code was emailed.' })
+  @ApiResponse({ status: 200, type: SessionResponseDto, description: 'The caller\'s own session, unchanged.' })
+  @ApiErrorResponses(
+    [400, '`unsupported_mode`, `validation_failed` (see `fields`), `malformed_json`.'],
+    [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
+    [503, '`mail_unavailable`: the SMTP server refused or could not be reached; nothing counts.'],
+    ...BODY_ERRORS,
+  )
   async start(
     @Query('mode') mode: unknown,
     @Headers('authorization') authorization: string | undefined,
@@ -29,7 +56,6 @@ export class SessionsController {
     const input = await validateBody(CreateSessionDto, body);
     const issued = await this.sessions.start({
       device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
-      // A token that is malformed or names no reusable session of this device is ignored (SPEC).
       bearerToken: parseBearer(authorization),
       clientIp: request.ip ?? null,
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
@@ -38,19 +64,114 @@ export class SessionsController {
     return SessionResponseDto.from(issued);
   }
 
-  /** Confirm a pending session with its emailed code. Checks run in SPEC's order. */
+  @Get('current')
+  @UseGuards(BearerAuthGuard)
+  @ApiOperation({ summary: 'The session of the bearer token', description: 'How other services check a token.' })
+  @ApiBearerAuth()
+  @ApiResponse({ status: 200, type: SessionInfoDto })
+  @ApiErrorResponses([401, '`unauthorized`: token missing, unknown, pending, expired or revoked.'])
+  current(@CurrentSession() session: SessionRecord): SessionInfoDto {
+    return SessionInfoDto.from(session, session.id);
+  }
+
+  @Get()
+  @UseGuards(BearerAuthGuard)
+  @ApiOperation({ summary: 'The user\'s live sessions', description: 'Pending and confirmed sessions still usable; never tokens.' })
+  @ApiBearerAuth()
+  @ApiResponse({ status: 200, type: SessionListDto })
+  @ApiErrorResponses([401, '`unauthorized`: not the token of a confirmed, unexpired session.'])
+  async list(@CurrentSession() session: SessionRecord): Promise<SessionListDto> {
+    const live = await this.access.listLive(session);
+    return { sessions: live.map((s) => SessionInfoDto.from(s, session.id)) };
+  }
+
   @Patch(':uuid')
   @HttpCode(200)
+  @ApiOperation({
+    summary: 'Confirm a pending session with its code',
+    description:
+      'Checks in order: id format (400), Authorization syntax (401), body (400), existence (404), token ' +
+      'ownership (401), then the session\'s state. A confirmed session answers 200 again (safe retry).',
+  })
+  @SESSION_ID_PARAM
+  @ApiBody({ type: ConfirmSessionDto })
+  @ApiBearerAuth()
+  @ApiResponse({ status: 200, type: SessionResponseDto, description: 'Confirmed (other sessions of the device revoked).' })
+  @ApiErrorResponses(
+    [
+      400,
+      '`validation_failed`, `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`, ' +
+        '`session_expired`, `session_revoked`.',
+    ],
+    [401, '`unauthorized`: missing or malformed Authorization, or not this session\'s token.'],
+    [404, '`session_not_found`.'],
+    ...BODY_ERRORS,
+  )
   async confirm(
     @Param('uuid') publicId: string,
     @Headers('authorization') authorization: string | undefined,
     @Body() body: unknown,
   ): Promise<SessionResponseDto> {
-    const sessionId = fromPublicId('ses', publicId);
-    if (!sessionId) throw SessionErrors.invalidSessionId();
-    const token = parseBearer(authorization);
-    if (!token) throw SessionErrors.unauthorized();
+    const sessionId = this.sessionId(publicId);
+    const token = this.requireBearer(authorization);
     const input = await validateBody(ConfirmSessionDto, body);
     return SessionResponseDto.from(await this.sessions.confirm(sessionId, token, input.otp_code));
+  }
+
+  @Post(':uuid/otp')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Send a new code for a pending session',
+    description: 'The old code stops working, attempts are reset and a new expiry starts. Same limits as a new login.',
+  })
+  @SESSION_ID_PARAM
+  @ApiBearerAuth()
+  @ApiResponse({ status: 202, type: OtpResentDto, description: 'A new code was emailed.' })
+  @ApiErrorResponses(
+    [400, '`validation_failed`: not a session id.'],
+    [401, '`unauthorized`: missing or malformed Authorization, or not this session\'s token.'],
+    [404, '`session_not_found`.'],
+    [409, '`session_not_pending`: confirmed, ended, or its code expired; start a new login.'],
+    [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
+    [503, '`mail_unavailable`: the new code could not be emailed; the send does not count.'],
+  )
+  async resendOtp(
+    @Param('uuid') publicId: string,
+    @Headers('authorization') authorization: string | undefined,
+  ): Promise<OtpResentDto> {
+    const session = await this.sessions.resendOtp(this.sessionId(publicId), this.requireBearer(authorization));
+    return { uuid: toPublicId('ses', session.id), otp_expires_at: session.otpExpiresAt.toISOString() };
+  }
+
+  @Delete(':uuid')
+  @HttpCode(204)
+  @ApiOperation({
+    summary: 'Revoke a session (log out, or sign another device out)',
+    description:
+      'With the session\'s own token (log out), or with a confirmed session of the same user. Repeating it ' +
+      'answers 204 again; the revoked token stops working at once.',
+  })
+  @SESSION_ID_PARAM
+  @ApiBearerAuth()
+  @ApiResponse({ status: 204, description: 'Revoked (or already ended).' })
+  @ApiErrorResponses(
+    [400, '`validation_failed`: not a session id.'],
+    [401, '`unauthorized`: token unknown, or neither the session\'s own nor a confirmed one.'],
+    [404, '`session_not_found`: no such session, or another user\'s.'],
+  )
+  async revoke(@Param('uuid') publicId: string, @Headers('authorization') authorization: string | undefined): Promise<void> {
+    await this.access.revoke(this.sessionId(publicId), this.requireBearer(authorization));
+  }
+
+  private sessionId(publicId: string): string {
+    const id = fromPublicId('ses', publicId);
+    if (!id) throw SessionErrors.invalidSessionId();
+    return id;
+  }
+
+  private requireBearer(authorization: string | undefined): string {
+    const token = parseBearer(authorization);
+    if (!token) throw SessionErrors.unauthorized();
+    return token;
   }
 }

@@ -1,5 +1,8 @@
 import { Module } from '@nestjs/common';
 import { MailModule } from '../mail/mail.module.js';
+import { BearerAuthGuard } from './bearer-auth.guard.js';
+import { SessionAccessService } from './session-access.service.js';
+import { SessionSweepService } from './session-sweep.service.js';
 import { SessionsController } from './sessions.controller.js';
 import { SessionsRepository } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
@@ -7,6 +10,7 @@ import { SessionsService } from './sessions.service.js';
 @Module({
   imports: [MailModule],
   controllers: [SessionsController],
-  providers: [SessionsService, SessionsRepository],
+  providers: [SessionsService, SessionAccessService, SessionSweepService, SessionsRepository, BearerAuthGuard],
+  exports: [SessionSweepService],
 })
 export class SessionsModule {}

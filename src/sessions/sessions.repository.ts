@@ -21,6 +21,9 @@ export interface SessionRecord {
   deviceId: string;
   deviceType: DeviceType;
   vendorUuid: string | null;
+  clientIp: string | null;
+  userAgent: string | null;
+  lastSeenAt: Date | null;
 }
 
 export interface DeviceIdentity {
@@ -37,24 +40,20 @@ export interface UserAndDevice {
   isNewDevice: boolean;
 }
 
-export interface NewPendingSession {
-  id: string;
-  userId: string;
-  deviceId: string;
-  tokenHash: Buffer;
-  otpHash: Buffer;
-  otpExpiresAt: Date;
-  otpAttemptsLeft: number;
-  clientIp: string | null;
-  userAgent: string | null;
-  now: Date;
-}
-
 const SESSION_COLUMNS = `
   s.id, s.status, s.token_hash AS "tokenHash", s.otp_hash AS "otpHash",
   s.otp_expires_at AS "otpExpiresAt", s.otp_attempts_left AS "otpAttemptsLeft",
   s.created_at AS "createdAt", s.confirmed_at AS "confirmedAt", s.expires_at AS "expiresAt",
+  s.client_ip AS "clientIp", s.user_agent AS "userAgent", s.last_seen_at AS "lastSeenAt",
   u.id AS "userId", u.email, d.id AS "deviceId", d.type AS "deviceType", d.vendor_uuid AS "vendorUuid"`;
+
+/** SQL condition: the session `s` can still be used at $now (see isReusable in session-rules.ts). */
+const LIVE_AT = (now: string) => `(
+  (s.status = 'confirmed' AND (s.expires_at IS NULL OR s.expires_at > ${now}))
+  OR (s.status = 'pending' AND s.otp_expires_at > ${now} AND s.otp_attempts_left > 0))`;
+
+/** Arbitrary constant naming the expiry sweep among PostgreSQL advisory locks. */
+const SWEEP_LOCK_KEY = 4_130_817_204;
 
 const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
 
@@ -126,8 +125,8 @@ export class SessionsRepository {
     return rows[0];
   }
 
-  /** Inserts a pending session and records its OTP send. */
-  async insertPendingSession(manager: EntityManager, s: NewPendingSession): Promise<void> {
+  /** Inserts a pending session and records its OTP send (at `createdAt`). */
+  async insertPendingSession(manager: EntityManager, s: SessionRecord): Promise<void> {
     await manager.query(
       `WITH s AS (
          INSERT INTO sessions (id, user_id, device_id, status, token_hash, otp_hash, otp_expires_at,
@@ -136,7 +135,7 @@ export class SessionsRepository {
          RETURNING id, user_id, device_id
        )
        INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) SELECT user_id, device_id, id, $8 FROM s`,
-      [s.id, s.userId, s.deviceId, s.tokenHash, s.otpHash, s.otpExpiresAt, s.otpAttemptsLeft, s.now, s.clientIp, s.userAgent],
+      [s.id, s.userId, s.deviceId, s.tokenHash, s.otpHash, s.otpExpiresAt, s.otpAttemptsLeft, s.createdAt, s.clientIp, s.userAgent],
     );
   }
 
@@ -205,5 +204,137 @@ export class SessionsRepository {
       `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
       [sessionId, now, expiresAt],
     );
+  }
+  /** The session whose token hashes to `tokenHash`, in any state. */
+  async findByTokenHash(tokenHash: Buffer): Promise<SessionRecord | null> {
+    const rows: SessionRecord[] = await this.dataSource.query(
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
+      [tokenHash],
+    );
+    return rows[0] ?? null;
+  }
+
+  async findById(sessionId: string): Promise<SessionRecord | null> {
+    const rows: SessionRecord[] = await this.dataSource.query(
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1`,
+      [sessionId],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Sets `last_seen_at` unless another request already did since `staleBefore`. */
+  async touchLastSeen(sessionId: string, now: Date, staleBefore: Date): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at <= $3)`,
+      [sessionId, now, staleBefore],
+    );
+  }
+
+  /** The user's pending and confirmed sessions that can still be used at `now`, newest first. */
+  async listLiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
+    return this.dataSource.query(
+      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
+        WHERE s.user_id = $1 AND s.status IN ('pending', 'confirmed') AND ${LIVE_AT('$2')}
+        ORDER BY s.created_at DESC, s.id`,
+      [userId, now],
+    );
+  }
+
+  /** Revokes a pending or confirmed session; a session already ended is left as it is. */
+  async revoke(sessionId: string, now: Date): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $2
+        WHERE id = $1 AND status IN ('pending', 'confirmed')`,
+      [sessionId, now],
+    );
+  }
+
+  /**
+   * Locks the user owning the session (`FOR NO KEY UPDATE`, the lock POST /sessions takes through
+   * its upsert), so a resend and a new login of one address count their sends one after the other.
+   */
+  async lockUserOfSession(manager: EntityManager, sessionId: string): Promise<void> {
+    await manager.query(
+      `SELECT id FROM users WHERE id = (SELECT user_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
+      [sessionId],
+    );
+  }
+
+  /**
+   * Gives a pending session a new code (the old one stops working, attempts are reset) and records
+   * the send.
+   * @returns the id of the `otp_sends` row, to take back if the mail cannot be sent
+   */
+  async replaceOtp(
+    manager: EntityManager,
+    session: { id: string; userId: string; deviceId: string },
+    otp: { hash: Buffer; expiresAt: Date; attempts: number },
+    now: Date,
+  ): Promise<string> {
+    await manager.query(
+      `UPDATE sessions SET otp_hash = $2, otp_expires_at = $3, otp_attempts_left = $4 WHERE id = $1`,
+      [session.id, otp.hash, otp.expiresAt, otp.attempts],
+    );
+    const rows: { id: string }[] = await manager.query(
+      `INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [session.userId, session.deviceId, session.id, now],
+    );
+    return rows[0].id;
+  }
+
+  /** Takes back a send whose mail could not be delivered, so it does not count against the limits. */
+  async deleteSend(sendId: string): Promise<void> {
+    await this.dataSource.query(`DELETE FROM otp_sends WHERE id = $1`, [sendId]);
+  }
+  /**
+   * Runs `work` while holding the sweep's advisory lock, on one connection; returns null at once
+   * when another replica holds it (no double work).
+   */
+  async withSweepLock<T>(work: (manager: EntityManager) => Promise<T>): Promise<T | null> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      const [{ locked }] = await runner.query(`SELECT pg_try_advisory_lock($1) AS locked`, [SWEEP_LOCK_KEY]);
+      if (!locked) return null;
+      try {
+        return await work(runner.manager);
+      } finally {
+        await runner.query(`SELECT pg_advisory_unlock($1)`, [SWEEP_LOCK_KEY]);
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Marks pending sessions whose code expired, and confirmed ones past `expires_at`, as expired. */
+  async expireDue(manager: EntityManager, now: Date, batch: number): Promise<number> {
+    const [, count]: [unknown, number] = await manager.query(
+      `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $1
+        WHERE id IN (
+          (SELECT id FROM sessions WHERE status = 'pending' AND otp_expires_at <= $1 LIMIT $2)
+          UNION ALL
+          (SELECT id FROM sessions WHERE status = 'confirmed' AND expires_at <= $1 LIMIT $2))`,
+      [now, batch],
+    );
+    return count;
+  }
+
+  /** Deletes expired and revoked sessions that ended before `cutoff`. */
+  async deleteEndedBefore(manager: EntityManager, cutoff: Date, batch: number): Promise<number> {
+    const [, count]: [unknown, number] = await manager.query(
+      `DELETE FROM sessions WHERE id IN (
+         SELECT id FROM sessions WHERE status IN ('expired', 'revoked') AND ended_at < $1 LIMIT $2)`,
+      [cutoff, batch],
+    );
+    return count;
+  }
+
+  /** Deletes OTP send records older than any send limit looks back. */
+  async deleteSendsBefore(manager: EntityManager, cutoff: Date, batch: number): Promise<number> {
+    const [, count]: [unknown, number] = await manager.query(
+      `DELETE FROM otp_sends WHERE id IN (SELECT id FROM otp_sends WHERE sent_at < $1 LIMIT $2)`,
+      [cutoff, batch],
+    );
+    return count;
   }
 }

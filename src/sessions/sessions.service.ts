@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
 import { ApiError } from '../common/api-error.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
@@ -55,57 +56,19 @@ export class SessionsService {
     const code = generateOtp();
     const sessionId = randomUUID();
     const { otp } = this.config;
-    const ids = await this.repository.transaction(async (manager) => {
-      const found = await this.repository.upsertUserAndDevice(
+    const issued = await this.repository.transaction(async (manager) => {
+      const ids = await this.repository.upsertUserAndDevice(
         manager,
         { userId: randomUUID(), deviceId: randomUUID() },
         request.device,
         now,
       );
-      const windowMs = Math.max(HOUR_MS, otp.resendCooldown * 1000);
-      const history = await this.repository.sendHistory(
-        manager,
-        found.userId,
-        found.deviceId,
-        new Date(now.getTime() - HOUR_MS),
-        new Date(now.getTime() - windowMs),
-      );
-      const refusal = checkSendLimits(history, now, otp);
-      if (refusal) {
-        throw SessionErrors.rateLimited(
-          refusal.retryAfter,
-          refusal.reason === 'cooldown'
-            ? `A code was sent to this device less than ${otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`
-            : `Too many codes were sent to this email address in the last hour; retry in ${refusal.retryAfter} s.`,
-        );
-      }
-      await this.repository.insertPendingSession(manager, {
-        id: sessionId,
-        userId: found.userId,
-        deviceId: found.deviceId,
-        tokenHash: hashToken(token),
-        otpHash: hashOtp(this.config.appSecret, sessionId, code),
-        otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
-        otpAttemptsLeft: otp.maxAttempts,
-        clientIp: request.clientIp,
-        userAgent: request.userAgent,
-        now,
-      });
-      return found;
-    });
-
-    try {
-      await this.mail.sendOtp(request.device.email, code, otp.ttl);
-    } catch {
-      await this.repository.expireAfterMailFailure(sessionId, this.clock.now());
-      throw SessionErrors.mailUnavailable();
-    }
-    return {
-      session: {
+      await this.assertMaySend(manager, ids.userId, ids.deviceId, now);
+      const session: SessionRecord = {
         id: sessionId,
         status: 'pending',
         tokenHash: hashToken(token),
-        otpHash: null,
+        otpHash: hashOtp(this.config.appSecret, sessionId, code),
         otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
         otpAttemptsLeft: otp.maxAttempts,
         createdAt: now,
@@ -116,12 +79,21 @@ export class SessionsService {
         deviceId: ids.deviceId,
         deviceType: request.device.type,
         vendorUuid: request.device.vendorUuid,
-      },
-      token,
-      isNewUser: ids.isNewUser,
-      isNewDevice: ids.isNewDevice,
-      created: true,
-    };
+        clientIp: request.clientIp,
+        userAgent: request.userAgent,
+        lastSeenAt: null,
+      };
+      await this.repository.insertPendingSession(manager, session);
+      return { session, token, isNewUser: ids.isNewUser, isNewDevice: ids.isNewDevice, created: true };
+    });
+
+    try {
+      await this.mail.sendOtp(request.device.email, code, otp.ttl);
+    } catch {
+      await this.repository.expireAfterMailFailure(sessionId, this.clock.now());
+      throw SessionErrors.mailUnavailable();
+    }
+    return issued;
   }
 
   /**
@@ -169,6 +141,67 @@ export class SessionsService {
     });
     if (outcome instanceof ApiError) throw outcome;
     return { session: outcome, token, isNewUser: false, isNewDevice: false, created: false };
+  }
+
+  /**
+   * POST /sessions/{uuid}/otp: a new code for a pending session (the old one stops working,
+   * attempts are reset, a new expiry starts). Same send limits as a new login.
+   * @throws ApiError 404, 401 (token not this session's), 409 `session_not_pending` (confirmed,
+   *   ended, or its code expired), 429 `rate_limited`, 503 `mail_unavailable` (the send is taken back)
+   */
+  async resendOtp(sessionId: string, token: string): Promise<SessionRecord> {
+    const now = this.clock.now();
+    const code = generateOtp();
+    const { otp } = this.config;
+    const outcome = await this.repository.transaction(async (manager) => {
+      await this.repository.lockUserOfSession(manager, sessionId);
+      const session = await this.repository.lockForConfirm(manager, sessionId);
+      if (!session) throw SessionErrors.notFound();
+      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
+      if (session.status !== 'pending' || !isReusable(session, now)) {
+        if (session.status === 'pending') await this.repository.markExpired(manager, session.id, now);
+        return SessionErrors.sessionNotPending();
+      }
+      await this.assertMaySend(manager, session.userId, session.deviceId, now);
+      const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
+      const sendId = await this.repository.replaceOtp(
+        manager,
+        session,
+        { hash: hashOtp(this.config.appSecret, session.id, code), expiresAt: otpExpiresAt, attempts: otp.maxAttempts },
+        now,
+      );
+      return { session: { ...session, otpExpiresAt, otpAttemptsLeft: otp.maxAttempts }, sendId };
+    });
+    if (outcome instanceof ApiError) throw outcome;
+
+    try {
+      await this.mail.sendOtp(outcome.session.email, code, otp.ttl);
+    } catch {
+      await this.repository.deleteSend(outcome.sendId);
+      throw SessionErrors.mailUnavailable();
+    }
+    return outcome.session;
+  }
+
+  /** @throws ApiError 429 when the device's cooldown or the address's hourly cap forbids a send now */
+  private async assertMaySend(manager: EntityManager, userId: string, deviceId: string, now: Date): Promise<void> {
+    const { otp } = this.config;
+    const windowMs = Math.max(HOUR_MS, otp.resendCooldown * 1000);
+    const history = await this.repository.sendHistory(
+      manager,
+      userId,
+      deviceId,
+      new Date(now.getTime() - HOUR_MS),
+      new Date(now.getTime() - windowMs),
+    );
+    const refusal = checkSendLimits(history, now, otp);
+    if (!refusal) return;
+    throw SessionErrors.rateLimited(
+      refusal.retryAfter,
+      refusal.reason === 'cooldown'
+        ? `A code was sent to this device less than ${otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`
+        : `Too many codes were sent to this email address in the last hour; retry in ${refusal.retryAfter} s.`,
+    );
   }
 
   private async findReusable(request: StartLogin): Promise<IssuedSession | null> {

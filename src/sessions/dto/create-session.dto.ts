@@ -1,3 +1,4 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
   IsDefined,
@@ -19,6 +20,7 @@ const lowerCase = (trim: boolean) =>
 
 export class UserInputDto {
   /** Trimmed and lower-cased before it is checked and stored; at most 254 characters (RFC 5321). */
+  @ApiProperty({ example: 'joe@example.com', maxLength: 254, description: 'Trimmed and lower-cased, then checked.' })
   @lowerCase(true)
   @IsDefined()
   @IsString()
@@ -28,12 +30,19 @@ export class UserInputDto {
 }
 
 export class DeviceInputDto {
+  @ApiProperty({ enum: DEVICE_TYPES, example: 'mobi', description: '`mobi`: a mobile app install; `othr`: anything else.' })
   @IsDefined()
   @IsString()
   @IsIn(DEVICE_TYPES)
   type: DeviceType;
 
   /** Required for `mobi`, optional for `othr`; `null` is a wrong type, not "absent". */
+  @ApiProperty({
+    required: false,
+    example: '0f8fad5b-d9cb-469f-a165-70867728950e',
+    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    description: 'Required for mobi, optional for othr; not the nil or max UUID; stored lower-case. null is refused.',
+  })
   @ValidateIf((device: DeviceInputDto) => device.type === 'mobi' || device.vendor_uuid !== undefined)
   @IsDefined()
   @IsString()
@@ -47,12 +56,14 @@ export class DeviceInputDto {
 
 /** Body of POST /sessions?mode=email. */
 export class CreateSessionDto {
+  @ApiProperty({ type: UserInputDto })
   @IsDefined()
   @IsObject()
   @ValidateNested()
   @Type(() => UserInputDto)
   user: UserInputDto;
 
+  @ApiProperty({ type: DeviceInputDto })
   @IsDefined()
   @IsObject()
   @ValidateNested()

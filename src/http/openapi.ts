@@ -1,0 +1,21 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+
+/** The OpenAPI 3 document, built from the decorators next to each endpoint. */
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('Session Management API')
+    .setDescription(
+      'Passwordless login with an emailed one-time code; one session per device, authenticated by an ' +
+        'opaque bearer token (RFC 6750). Every error is JSON with a stable `code` (see ApiErrorDto).',
+    )
+    .setVersion('1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'The `token` returned by POST or PATCH /sessions.' })
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** Serves the UI at `/docs` and the document at `/docs-json`. */
+export function setupOpenApi(app: INestApplication): void {
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+}

@@ -1,0 +1,55 @@
+import { Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { hashToken } from '../security/token.js';
+import { SessionErrors } from './session.errors.js';
+import { authenticates, LAST_SEEN_RESOLUTION, lastSeenIsStale } from './session-rules.js';
+import { type SessionRecord, SessionsRepository } from './sessions.repository.js';
+
+/** What a confirmed session's token may do: prove who it is, list its user's sessions, sign out. */
+@Injectable()
+export class SessionAccessService {
+  constructor(
+    private readonly repository: SessionsRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * The confirmed, unexpired session of a bearer token: one indexed lookup by the token's SHA-256.
+   * Refreshes `last_seen_at` at most once a minute.
+   * @throws ApiError 401 `unauthorized` for a missing, unknown, pending, expired or revoked token
+   */
+  async authenticate(token: string | null): Promise<SessionRecord> {
+    const now = this.clock.now();
+    const session = token ? await this.repository.findByTokenHash(hashToken(token)) : null;
+    if (!session || !authenticates(session, now)) throw SessionErrors.unauthorized();
+    if (lastSeenIsStale(session.lastSeenAt, now)) {
+      await this.repository.touchLastSeen(session.id, now, new Date(now.getTime() - LAST_SEEN_RESOLUTION * 1000));
+      return { ...session, lastSeenAt: now };
+    }
+    return session;
+  }
+
+  /** The user's pending and confirmed sessions that can still be used, newest first. */
+  listLive(current: SessionRecord): Promise<SessionRecord[]> {
+    return this.repository.listLiveForUser(current.userId, this.clock.now());
+  }
+
+  /**
+   * DELETE /sessions/{uuid}: with the session's own token (log out; repeating it is harmless), or
+   * with a confirmed session of the same user (sign another device out). A session that already
+   * ended keeps its state.
+   * @throws ApiError 401 `unauthorized` (token unknown, or neither the session's own nor a live
+   *   confirmed one), 404 `session_not_found` (no such session, or another user's)
+   */
+  async revoke(sessionId: string, token: string): Promise<void> {
+    const now = this.clock.now();
+    const caller = await this.repository.findByTokenHash(hashToken(token));
+    if (!caller) throw SessionErrors.unauthorized();
+    if (caller.id !== sessionId) {
+      if (!authenticates(caller, now)) throw SessionErrors.unauthorized();
+      const target = await this.repository.findById(sessionId);
+      if (!target || target.userId !== caller.userId) throw SessionErrors.notFound();
+    }
+    await this.repository.revoke(sessionId, now);
+  }
+}
