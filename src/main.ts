@@ -1,31 +1,53 @@
 import 'reflect-metadata';
-import { ConsoleLogger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { configureApp } from './app.setup.js';
 import { AppConfig } from './config/app-config.js';
 import { ConfigurationError } from './config/environment.js';
-
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), {
     bodyParser: false,
     bufferLogs: true,
   });
+  const logger = app.get(Logger);
+  app.useLogger(logger);
   const config = app.get(AppConfig);
-  app.useLogger(new ConsoleLogger({ logLevels: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1) }));
   configureApp(app);
-  const logger = new ConsoleLogger('Bootstrap');
   if (config.appSecretGenerated) {
-    logger.warn('APP_SECRET is not set: using a random one for this process (codes and sessions do not survive a restart of other replicas).');
+    logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
   }
   await app.listen(config.port);
-  logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`);
+  logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`, 'Bootstrap');
+
+  // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
+  // close the pool, exit 0. Past the grace period, exit 1 without waiting further.
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal}: shutting down (grace period ${config.shutdownGracePeriod} s)`, 'Bootstrap');
+    setTimeout(() => {
+      logger.error('Grace period over: exiting with requests still open', 'Bootstrap');
+      process.exit(1);
+    }, config.shutdownGracePeriod * 1000).unref();
+    app
+      .close()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
 }
 
 bootstrap().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigurationError ? error.message : error instanceof Error ? error.stack : String(error)}\n`);
+  process.stderr.write(
+    `${error instanceof ConfigurationError ? error.message : error instanceof Error ? error.stack : String(error)}\n`,
+  );
   process.exit(1);
 });

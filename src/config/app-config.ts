@@ -23,6 +23,8 @@ export class AppConfig {
   otp: { ttl: number; maxAttempts: number; resendCooldown: number; maxSendsPerHour: number };
   /** Lifetimes of confirmed sessions (seconds) and how long ended ones are kept (days). */
   session: { othrTtl: number; mobiTtl: number | null; retentionDays: number };
+  /** Seconds requests in flight get to finish after SIGTERM. */
+  shutdownGracePeriod: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 }
 
@@ -61,6 +63,7 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
       mobiTtl: env.MOBI_SESSION_TTL ?? null,
       retentionDays: env.SESSION_RETENTION_DAYS ?? 30,
     },
+    shutdownGracePeriod: env.SHUTDOWN_GRACE_PERIOD ?? 10,
     logLevel: env.LOG_LEVEL ?? (production ? 'log' : 'debug'),
   };
 }

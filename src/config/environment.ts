@@ -72,6 +72,9 @@ export class EnvironmentVariables {
   @IsOptional() @IsInt() @Min(1, { message: '$property must be a whole number of days, at least 1' })
   SESSION_RETENTION_DAYS?: number;
 
+  @IsOptional() @IsInt(seconds(0)) @Min(0, seconds(0))
+  SHUTDOWN_GRACE_PERIOD?: number;
+
   @IsOptional() @IsString()
   EMBEDDED_DB_DIR?: string;
 
@@ -89,6 +92,7 @@ const NUMERIC = new Set([
   'OTHR_SESSION_TTL',
   'MOBI_SESSION_TTL',
   'SESSION_RETENTION_DAYS',
+  'SHUTDOWN_GRACE_PERIOD',
 ]);
 
 /** Thrown at boot when a variable is invalid; the message names every offending variable. */
@@ -139,6 +143,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   OTHR_SESSION_TTL = undefined;
   MOBI_SESSION_TTL = undefined;
   SESSION_RETENTION_DAYS = undefined;
+  SHUTDOWN_GRACE_PERIOD = undefined;
   EMBEDDED_DB_DIR = undefined;
   LOG_LEVEL = undefined;
 }

@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger 
 import type { Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import { ApiError } from '../common/api-error.js';
+import { isDatabaseUnavailable } from '../database/database-errors.js';
 
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'bad_request',
@@ -47,6 +48,12 @@ export class ApiExceptionFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const message = status === 404 ? `No route for ${request.method} ${request.path}.` : exception.message;
       return new ApiError(status, CODE_BY_STATUS[status] ?? 'error', message);
+    }
+    if (isDatabaseUnavailable(exception)) {
+      this.logger.warn(`Database unavailable on ${request.method} ${request.path}: ${String(exception)}`);
+      return new ApiError(503, 'database_unavailable', 'The database is not reachable right now; try again shortly.', {}, {
+        'Retry-After': '5',
+      });
     }
     this.logger.error(
       `Unhandled error on ${request.method} ${request.path}`,

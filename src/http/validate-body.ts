@@ -6,6 +6,19 @@ import { ApiError } from '../common/api-error.js';
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
+ * Deeper than any DTO. Arrays and objects nested below this are cut off before the (recursive)
+ * transform and validation, which would otherwise overflow the stack on a 16 KiB body of `[[[…]]]`.
+ */
+const MAX_DEPTH = 32;
+
+/**
+ * A key refused before any copying: one of FORBIDDEN_KEYS, or the name of an `Object.prototype`
+ * member (`toString`, `hasOwnProperty`, …), which class-transformer silently drops instead of letting
+ * `forbidNonWhitelisted` see it.
+ */
+const isForbiddenKey = (key: string): boolean => FORBIDDEN_KEYS.has(key) || Object.hasOwn(Object.prototype, key);
+
+/**
  * Validates a parsed JSON body against a DTO class: unknown properties, wrong JSON types, missing
  * or null fields are refused.
  * @returns the DTO instance, with its transforms (trimming, lower-casing) applied
@@ -17,6 +30,7 @@ export async function validateBody<T extends object>(dto: ClassConstructor<T>, b
   }
   const forbidden = findForbiddenKey(body, '');
   if (forbidden) throw invalid([`property ${forbidden} should not exist`], [forbidden]);
+  cutDeepNesting(body, 0);
 
   const instance = plainToInstance(dto, body);
   const errors = await validate(instance, {
@@ -54,14 +68,29 @@ function flatten(errors: ValidationError[], prefix: string): { field: string; me
 }
 
 function findForbiddenKey(value: unknown, path: string, depth = 0): string | null {
-  if (typeof value !== 'object' || value === null || depth > 64) return null;
+  if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return null;
   for (const key of Object.keys(value)) {
     const here = path ? `${path}.${key}` : key;
-    if (FORBIDDEN_KEYS.has(key)) return here;
+    if (isForbiddenKey(key)) return here;
     const found = findForbiddenKey((value as Record<string, unknown>)[key], here, depth + 1);
     if (found) return found;
   }
   return null;
+}
+
+/**
+ * Replaces, in place, every array or object nested MAX_DEPTH levels down with null. No DTO nests
+ * that deep, so the body stays invalid at the same field, with the same error.
+ */
+function cutDeepNesting(value: unknown, depth: number): void {
+  if (typeof value !== 'object' || value === null) return;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const child = record[key];
+    if (typeof child !== 'object' || child === null) continue;
+    if (depth + 1 >= MAX_DEPTH) record[key] = null;
+    else cutDeepNesting(child, depth + 1);
+  }
 }
 
 function escape(text: string): string {

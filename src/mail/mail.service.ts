@@ -1,6 +1,7 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { AppConfig } from '../config/app-config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { renderOtpMail } from './otp-mail.template.js';
 
 /** The mail could not be handed to the SMTP server (refused, unreachable or timed out). */
@@ -14,11 +15,14 @@ export class MailDeliveryError extends Error {
  * the email is printed to the log with a `[DEV MAIL]` marker.
  */
 @Injectable()
-export class MailService implements OnModuleDestroy {
+export class MailService implements OnApplicationShutdown {
   private readonly logger = new Logger(MailService.name);
   private readonly transport: Transporter | null;
 
-  constructor(@Inject(AppConfig) private readonly config: AppConfig) {
+  constructor(
+    @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+  ) {
     this.transport = config.mail.smtpUrl
       ? nodemailer.createTransport({
           url: config.mail.smtpUrl,
@@ -38,18 +42,22 @@ export class MailService implements OnModuleDestroy {
     const mail = renderOtpMail(code, Math.ceil(validSeconds / 60));
     if (!this.transport) {
       this.logger.warn(`[DEV MAIL] to=${to} subject="${mail.subject}"\n${mail.text}`);
+      this.metrics.mailsSent.inc();
       return;
     }
     try {
       await this.transport.sendMail({ from: this.config.mail.from, to, ...mail });
+      this.metrics.mailsSent.inc();
     } catch (error) {
+      this.metrics.mailsFailed.inc();
       const reason = error instanceof Error ? error.message : String(error);
       this.logger.error(`Mail to ${to} failed: ${reason}`);
       throw new MailDeliveryError(reason);
     }
   }
 
-  onModuleDestroy(): void {
+  /** After the HTTP server has drained, so requests in flight can still send their mail. */
+  onApplicationShutdown(): void {
     this.transport?.close();
   }
 }

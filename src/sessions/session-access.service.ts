@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { hashToken } from '../security/token.js';
 import { SessionErrors } from './session.errors.js';
 import { authenticates, LAST_SEEN_RESOLUTION, lastSeenIsStale } from './session-rules.js';
@@ -11,6 +12,7 @@ export class SessionAccessService {
   constructor(
     private readonly repository: SessionsRepository,
     private readonly clock: Clock,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -50,6 +52,8 @@ export class SessionAccessService {
       const target = await this.repository.findById(sessionId);
       if (!target || target.userId !== caller.userId) throw SessionErrors.notFound();
     }
-    await this.repository.revoke(sessionId, now);
+    if (await this.repository.revoke(sessionId, now)) {
+      this.metrics.sessionsRevoked.inc({ cause: caller.id === sessionId ? 'logout' : 'signed_out_by_user' });
+    }
   }
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { SessionsRepository } from './sessions.repository.js';
 
 /** Counts of one sweep, or `skipped` when another replica was sweeping. */
@@ -26,6 +27,7 @@ export class SessionSweepService {
     private readonly repository: SessionsRepository,
     private readonly clock: Clock,
     @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   @Interval('session-sweep', SWEEP_INTERVAL * 1000)
@@ -51,6 +53,7 @@ export class SessionSweepService {
       const sendsDeleted = await this.drain((batch) => this.repository.deleteSendsBefore(manager, sendsCutoff, batch));
       return { skipped: false as const, expired, deleted, sendsDeleted };
     });
+    if (result && result.expired > 0) this.metrics.sessionsExpired.inc({ reason: 'sweep' }, result.expired);
     return result ?? { skipped: true };
   }
 

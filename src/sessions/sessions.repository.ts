@@ -190,12 +190,13 @@ export class SessionsRepository {
   }
 
   /** Revokes every other pending or confirmed session of the device (one live session per device). */
-  async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<void> {
-    await manager.query(
+  async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<number> {
+    const [, count]: [unknown, number] = await manager.query(
       `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
         WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
       [deviceId, keepSessionId, now],
     );
+    return count;
   }
 
   /** Confirms a pending session; its OTP hash is erased so the code can never be used again. */
@@ -240,13 +241,14 @@ export class SessionsRepository {
     );
   }
 
-  /** Revokes a pending or confirmed session; a session already ended is left as it is. */
-  async revoke(sessionId: string, now: Date): Promise<void> {
-    await this.dataSource.query(
+  /** Revokes a pending or confirmed session; a session already ended is left as it is. @returns whether it was revoked now */
+  async revoke(sessionId: string, now: Date): Promise<boolean> {
+    const [, count]: [unknown, number] = await this.dataSource.query(
       `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $2
         WHERE id = $1 AND status IN ('pending', 'confirmed')`,
       [sessionId, now],
     );
+    return count > 0;
   }
 
   /**

@@ -5,6 +5,7 @@ import { ApiError } from '../common/api-error.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { MailService } from '../mail/mail.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { generateOtp, hashOtp, verifyOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
 import { SessionErrors } from './session.errors.js';
@@ -39,6 +40,7 @@ export class SessionsService {
     private readonly mail: MailService,
     private readonly clock: Clock,
     @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -49,7 +51,10 @@ export class SessionsService {
    */
   async start(request: StartLogin): Promise<IssuedSession> {
     const reused = await this.findReusable(request);
-    if (reused) return reused;
+    if (reused) {
+      this.metrics.sessionsReused.inc();
+      return reused;
+    }
 
     const now = this.clock.now();
     const token = generateToken();
@@ -91,8 +96,10 @@ export class SessionsService {
       await this.mail.sendOtp(request.device.email, code, otp.ttl);
     } catch {
       await this.repository.expireAfterMailFailure(sessionId, this.clock.now());
+      this.metrics.sessionsExpired.inc({ reason: 'mail_failed' });
       throw SessionErrors.mailUnavailable();
     }
+    this.metrics.sessionsCreated.inc({ device_type: request.device.type });
     return issued;
   }
 
@@ -105,6 +112,7 @@ export class SessionsService {
    */
   async confirm(sessionId: string, token: string, code: string): Promise<IssuedSession> {
     const now = this.clock.now();
+    const committed: (() => void)[] = []; // metrics to count once the transaction has committed
     const outcome = await this.repository.transaction(async (manager): Promise<SessionRecord | ApiError> => {
       const session = await this.repository.lockForConfirm(manager, sessionId);
       if (!session) throw SessionErrors.notFound();
@@ -116,20 +124,30 @@ export class SessionsService {
       switch (decision.kind) {
         case 'confirm': {
           const expiresAt = confirmedExpiry(session.deviceType, now, this.config.session);
-          await this.repository.revokeOthersOnDevice(manager, session.deviceId, session.id, now);
+          const revoked = await this.repository.revokeOthersOnDevice(manager, session.deviceId, session.id, now);
           await this.repository.markConfirmed(manager, session.id, now, expiresAt);
+          committed.push(() => {
+            this.metrics.sessionsConfirmed.inc({ device_type: session.deviceType });
+            if (revoked > 0) this.metrics.sessionsRevoked.inc({ cause: 'replaced_on_device' }, revoked);
+          });
           return { ...session, status: 'confirmed', confirmedAt: now, expiresAt, otpHash: null };
         }
         case 'already_confirmed':
           return session;
         case 'wrong_code':
           await this.repository.recordWrongCode(manager, session.id, decision.attemptsLeft, now);
+          committed.push(() => {
+            this.metrics.otpFailures.inc();
+            if (decision.attemptsLeft === 0) this.metrics.sessionsExpired.inc({ reason: 'otp_attempts_exceeded' });
+          });
           return SessionErrors.otpInvalid(decision.attemptsLeft);
         case 'otp_expired':
           await this.repository.markExpired(manager, session.id, now);
+          committed.push(() => this.metrics.sessionsExpired.inc({ reason: 'otp_expired' }));
           return SessionErrors.otpExpired();
         case 'confirmed_session_expired':
           await this.repository.markExpired(manager, session.id, now);
+          committed.push(() => this.metrics.sessionsExpired.inc({ reason: 'session_ttl' }));
           return SessionErrors.sessionExpired();
         case 'refused':
           return {
@@ -139,6 +157,7 @@ export class SessionsService {
           }[decision.error]();
       }
     });
+    committed.forEach((count) => count());
     if (outcome instanceof ApiError) throw outcome;
     return { session: outcome, token, isNewUser: false, isNewDevice: false, created: false };
   }

@@ -2,6 +2,8 @@ import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
+import { Logger } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import type { App } from 'supertest/types.js';
 import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
@@ -25,26 +27,35 @@ export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef';
  * The real application (real HTTP stack, real PostgreSQL, real SMTP server) on a private database,
  * with an injectable clock. `env` overrides the defaults below.
  */
-export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string> = {},
+  options: { logStream?: DestinationStream } = {},
+): Promise<TestApp> {
   const db = await createTestDatabase();
   const smtp = await SmtpSink.start();
   const clock = new FakeClock();
   const moduleRef = await Test.createTestingModule({
     imports: [
       AppModule.register({
-        NODE_ENV: 'test',
-        DATABASE_URL: db.url,
-        SMTP_URL: smtp.url,
-        APP_SECRET: TEST_SECRET,
-        MAIL_FROM: 'Login <login@test.local>',
-        ...env,
+        env: {
+          NODE_ENV: 'test',
+          DATABASE_URL: db.url,
+          SMTP_URL: smtp.url,
+          APP_SECRET: TEST_SECRET,
+          MAIL_FROM: 'Login <login@test.local>',
+          LOG_LEVEL: 'fatal',
+          ...env,
+        },
+        logStream: options.logStream,
       }),
     ],
   })
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
-  const app = configureApp(moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: ['fatal'] }));
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, bufferLogs: true });
+  app.useLogger(app.get(Logger));
+  configureApp(app);
   await app.init();
   return {
     app,
