@@ -7,6 +7,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { SessionsModule } from './sessions/sessions.module.js';
 
 export interface AppModuleOptions {
@@ -28,6 +29,7 @@ export class AppModule {
         CommonModule,
         MetricsModule,
         DatabaseModule,
+        RateLimitModule,
         HealthModule,
         SessionsModule,
       ],

@@ -1,4 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import helmet from 'helmet';
+import { AppConfig } from './config/app-config.js';
+import { ConfigurationError } from './config/environment.js';
 import { ApiExceptionFilter } from './http/api-exception.filter.js';
 import { jsonBodyMiddleware } from './http/json-body.middleware.js';
 import { setupOpenApi } from './http/openapi.js';
@@ -6,7 +9,17 @@ import { MetricsService } from './metrics/metrics.service.js';
 
 /** HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
+  const config = app.get(AppConfig);
   app.disable('x-powered-by');
+  try {
+    app.set('trust proxy', config.trustProxy);
+  } catch (error) {
+    throw new ConfigurationError(`Invalid configuration:\n  TRUST_PROXY: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  app.use(helmet());
+  if (config.corsOrigins.length > 0) {
+    app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id'], maxAge: 600 });
+  }
   app.use(app.get(MetricsService).httpMiddleware());
   app.use(jsonBodyMiddleware);
   app.useGlobalFilters(new ApiExceptionFilter());

@@ -23,6 +23,12 @@ export class AppConfig {
   otp: { ttl: number; maxAttempts: number; resendCooldown: number; maxSendsPerHour: number };
   /** Lifetimes of confirmed sessions (seconds) and how long ended ones are kept (days). */
   session: { othrTtl: number; mobiTtl: number | null; retentionDays: number };
+  /** Per-client-IP requests per minute on the session endpoints; 0 = off. Shared through Redis when set. */
+  rateLimit: { perMinute: number; redisUrl: string | null };
+  /** Express `trust proxy` value: which proxies' X-Forwarded-For to believe for the client IP. */
+  trustProxy: boolean | number | string;
+  /** Origins allowed by CORS; empty = no cross-origin access. */
+  corsOrigins: string[];
   /** Seconds requests in flight get to finish after SIGTERM. */
   shutdownGracePeriod: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -63,9 +69,19 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
       mobiTtl: env.MOBI_SESSION_TTL ?? null,
       retentionDays: env.SESSION_RETENTION_DAYS ?? 30,
     },
+    rateLimit: { perMinute: env.RATE_LIMIT_PER_MINUTE ?? 60, redisUrl: env.REDIS_URL ?? null },
+    trustProxy: trustProxy(env.TRUST_PROXY),
+    corsOrigins: env.CORS_ORIGINS ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim().replace(/\/$/, '')) : [],
     shutdownGracePeriod: env.SHUTDOWN_GRACE_PERIOD ?? 10,
     logLevel: env.LOG_LEVEL ?? (production ? 'log' : 'debug'),
   };
+}
+
+function trustProxy(value: string | undefined): boolean | number | string {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
 }
 
 function databaseTarget(env: ReturnType<typeof validateEnvironment>): DatabaseTarget {

@@ -75,6 +75,20 @@ export class EnvironmentVariables {
   @IsOptional() @IsInt(seconds(0)) @Min(0, seconds(0))
   SHUTDOWN_GRACE_PERIOD?: number;
 
+  @IsOptional() @Matches(/^rediss?:\/\/.+/, { message: '$property must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  @IsOptional() @IsInt() @Min(0, { message: '$property must be a whole number of requests, 0 to turn the limit off' })
+  RATE_LIMIT_PER_MINUTE?: number;
+
+  /** Express "trust proxy": false, true, a hop count, or a comma list of addresses/subnets/names. */
+  @IsOptional() @Matches(/^(true|false|\d+|[0-9A-Za-z.:/,\s]+)$/, { message: '$property must be true, false, a hop count or a list of proxy addresses' })
+  TRUST_PROXY?: string;
+
+  /** Comma-separated origins allowed by CORS, e.g. https://app.example.com */
+  @IsOptional() @Matches(/^https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*$/, { message: '$property must be a comma-separated list of http(s) origins' })
+  CORS_ORIGINS?: string;
+
   @IsOptional() @IsString()
   EMBEDDED_DB_DIR?: string;
 
@@ -93,6 +107,7 @@ const NUMERIC = new Set([
   'MOBI_SESSION_TTL',
   'SESSION_RETENTION_DAYS',
   'SHUTDOWN_GRACE_PERIOD',
+  'RATE_LIMIT_PER_MINUTE',
 ]);
 
 /** Thrown at boot when a variable is invalid; the message names every offending variable. */
@@ -144,6 +159,10 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   MOBI_SESSION_TTL = undefined;
   SESSION_RETENTION_DAYS = undefined;
   SHUTDOWN_GRACE_PERIOD = undefined;
+  REDIS_URL = undefined;
+  RATE_LIMIT_PER_MINUTE = undefined;
+  TRUST_PROXY = undefined;
+  CORS_ORIGINS = undefined;
   EMBEDDED_DB_DIR = undefined;
   LOG_LEVEL = undefined;
 }

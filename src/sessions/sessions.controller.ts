@@ -20,6 +20,7 @@ const SESSION_ID_PARAM = ApiParam({ name: 'uuid', example: 'ses-b3b66e99-dd10-49
 /** HTTP mapping of the session endpoints; the rules live in the services. */
 @ApiTags('sessions')
 @Controller('sessions')
+@ApiErrorResponses([429, '`rate_limited`: per-IP request limit (RATE_LIMIT_PER_MINUTE), or a per-device/per-email limit.'])
 export class SessionsController {
   constructor(
     private readonly sessions: SessionsService,

@@ -44,6 +44,7 @@ export async function createTestApp(
           APP_SECRET: TEST_SECRET,
           MAIL_FROM: 'Login <login@test.local>',
           LOG_LEVEL: 'fatal',
+          RATE_LIMIT_PER_MINUTE: '0', // per-IP limit off: every test client is 127.0.0.1; tested on its own
           ...env,
         },
         logStream: options.logStream,
