@@ -21,15 +21,17 @@ const PASSWORD = 'postgres';
  *
  * @param dataDir folder for the cluster's files; kept between runs unless `persistent` is false
  * @param onLog receives the server's own log lines (noisy; pass a debug logger)
+ * @param port listen on this port instead of a free one (e.g. to restart a server where it was)
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   persistent?: boolean;
+  port?: number;
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,

@@ -13,7 +13,7 @@ export class ApiErrorDto {
     description:
       'Stable machine-readable code: validation_failed, malformed_json, unsupported_mode, otp_invalid, otp_expired, ' +
       'otp_attempts_exceeded, session_expired, session_revoked, session_not_pending, session_not_found, not_found, ' +
-      'unauthorized, rate_limited, payload_too_large, unsupported_media_type, mail_unavailable, internal_error.',
+      'unauthorized, rate_limited, payload_too_large, unsupported_media_type, database_unavailable, internal_error.',
   })
   code: string;
 

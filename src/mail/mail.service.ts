@@ -4,9 +4,20 @@ import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { renderOtpMail } from './otp-mail.template.js';
 
-/** The mail could not be handed to the SMTP server (refused, unreachable or timed out). */
+/**
+ * The mail could not be handed to the SMTP server. `permanent` when the server rejected it with a
+ * 5xx reply (RFC 5321 §4.2.1: do not repeat the same request); otherwise (4xx, unreachable, timed
+ * out) a later attempt may succeed.
+ */
 export class MailDeliveryError extends Error {
   override name = 'MailDeliveryError';
+
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -36,7 +47,7 @@ export class MailService implements OnApplicationShutdown {
   /**
    * Emails a login code.
    * @param validSeconds the code's lifetime, shown to the reader in whole minutes (rounded up)
-   * @throws MailDeliveryError when the SMTP server refuses or cannot be reached
+   * @throws MailDeliveryError when the SMTP server refuses (permanent for 5xx) or cannot be reached
    */
   async sendOtp(to: string, code: string, validSeconds: number): Promise<void> {
     const mail = renderOtpMail(code, Math.ceil(validSeconds / 60));
@@ -51,8 +62,8 @@ export class MailService implements OnApplicationShutdown {
     } catch (error) {
       this.metrics.mailsFailed.inc();
       const reason = error instanceof Error ? error.message : String(error);
-      this.logger.error(`Mail to ${to} failed: ${reason}`);
-      throw new MailDeliveryError(reason);
+      const responseCode = (error as { responseCode?: unknown }).responseCode;
+      throw new MailDeliveryError(reason, typeof responseCode === 'number' && responseCode >= 500);
     }
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { routeOf } from '../logging/logging.module.js';
 
 /**
@@ -31,6 +31,19 @@ export class MetricsService {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Exposes `mail_queue_depth`: mails waiting to be sent (read at scrape time). */
+  registerMailQueueDepth(read: () => Promise<number>): void {
+    this.registry.removeSingleMetric('mail_queue_depth');
+    new Gauge({
+      name: 'mail_queue_depth',
+      help: 'Login emails queued and not yet sent',
+      registers: [this.registry],
+      async collect() {
+        this.set(await read().catch(() => Number.NaN));
+      },
+    });
   }
 
   /** Express middleware timing every request (route pattern, not raw path, as label). */

@@ -2,11 +2,14 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
+import { OtpMailQueue } from '../mail/otp-mail.queue.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { SessionsRepository } from './sessions.repository.js';
 
 /** Counts of one sweep, or `skipped` when another replica was sweeping. */
-export type SweepResult = { skipped: true } | { skipped: false; expired: number; deleted: number; sendsDeleted: number };
+export type SweepResult =
+  | { skipped: true }
+  | { skipped: false; expired: number; deleted: number; sendsDeleted: number; mailJobsDeleted: number };
 
 /** Seconds between two sweeps of one replica. */
 export const SWEEP_INTERVAL = 60;
@@ -16,8 +19,8 @@ const HOUR_MS = 3_600_000;
 
 /**
  * The periodic expiry job: marks sessions past their code's or their own expiry as `expired`,
- * deletes expired and revoked sessions older than SESSION_RETENTION_DAYS, and prunes OTP send
- * records no limit looks at any more. One replica at a time (advisory lock), in batches.
+ * deletes expired and revoked sessions older than SESSION_RETENTION_DAYS, prunes OTP send
+ * records no limit looks at any more, and drops mail jobs whose code has expired. One replica at a time (advisory lock), in batches.
  */
 @Injectable()
 export class SessionSweepService {
@@ -28,6 +31,7 @@ export class SessionSweepService {
     private readonly clock: Clock,
     @Inject(AppConfig) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly mailQueue: OtpMailQueue,
   ) {}
 
   @Interval('session-sweep', SWEEP_INTERVAL * 1000)
@@ -51,7 +55,8 @@ export class SessionSweepService {
       const expired = await this.drain((batch) => this.repository.expireDue(manager, now, batch));
       const deleted = await this.drain((batch) => this.repository.deleteEndedBefore(manager, retentionCutoff, batch));
       const sendsDeleted = await this.drain((batch) => this.repository.deleteSendsBefore(manager, sendsCutoff, batch));
-      return { skipped: false as const, expired, deleted, sendsDeleted };
+      const mailJobsDeleted = await this.mailQueue.purgeExpired(now);
+      return { skipped: false as const, expired, deleted, sendsDeleted, mailJobsDeleted };
     });
     if (result && result.expired > 0) this.metrics.sessionsExpired.inc({ reason: 'sweep' }, result.expired);
     return result ?? { skipped: true };

@@ -22,6 +22,4 @@ export const SessionErrors = {
     new ApiError(429, 'rate_limited', message, { retry_after: retryAfterSeconds }, {
       'Retry-After': String(retryAfterSeconds),
     }),
-  mailUnavailable: () =>
-    new ApiError(503, 'mail_unavailable', 'The code could not be emailed right now; try again shortly.'),
 };

@@ -31,7 +31,8 @@ export class SessionsController {
   @ApiOperation({
     summary: 'Start a login, or get back one\'s own reusable session',
     description:
-      'Creates a pending session and emails its 6-digit code (201). With `Authorization: Bearer <token>` of a ' +
+      'Creates a pending session and queues the email of its 6-digit code in the same transaction (201; a ' +
+        'worker sends it and retries SMTP failures until the code expires). With `Authorization: Bearer <token>` of a ' +
       'still-usable session of this same device, returns it unchanged and sends nothing (200). Any other or ' +
       'malformed token is ignored.',
   })
@@ -43,7 +44,7 @@ export class SessionsController {
   @ApiErrorResponses(
     [400, '`unsupported_mode`, `validation_failed` (see `fields`), `malformed_json`.'],
     [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
-    [503, '`mail_unavailable`: the SMTP server refused or could not be reached; nothing counts.'],
+    [503, '`database_unavailable`: PostgreSQL is not reachable; nothing was created.'],
     ...BODY_ERRORS,
   )
   async start(
@@ -134,7 +135,7 @@ export class SessionsController {
     [404, '`session_not_found`.'],
     [409, '`session_not_pending`: confirmed, ended, or its code expired; start a new login.'],
     [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
-    [503, '`mail_unavailable`: the new code could not be emailed; the send does not count.'],
+    [503, '`database_unavailable`: PostgreSQL is not reachable.'],
   )
   async resendOtp(
     @Param('uuid') publicId: string,

@@ -139,17 +139,6 @@ export class SessionsRepository {
     );
   }
 
-  /** The mail for a new session was refused: the session ends and its send no longer counts. */
-  async expireAfterMailFailure(sessionId: string, now: Date): Promise<void> {
-    await this.transaction(async (manager) => {
-      await manager.query(`DELETE FROM otp_sends WHERE session_id = $1`, [sessionId]);
-      await manager.query(
-        `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1 AND status = 'pending'`,
-        [sessionId, now],
-      );
-    });
-  }
-
   /**
    * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
    * returns the session. Every confirm locks in this order, so confirms of two sessions of one
@@ -262,32 +251,23 @@ export class SessionsRepository {
     );
   }
 
-  /**
-   * Gives a pending session a new code (the old one stops working, attempts are reset) and records
-   * the send.
-   * @returns the id of the `otp_sends` row, to take back if the mail cannot be sent
-   */
+  /** Gives a pending session a new code (the old one stops working, attempts are reset) and records the send. */
   async replaceOtp(
     manager: EntityManager,
     session: { id: string; userId: string; deviceId: string },
     otp: { hash: Buffer; expiresAt: Date; attempts: number },
     now: Date,
-  ): Promise<string> {
+  ): Promise<void> {
     await manager.query(
       `UPDATE sessions SET otp_hash = $2, otp_expires_at = $3, otp_attempts_left = $4 WHERE id = $1`,
       [session.id, otp.hash, otp.expiresAt, otp.attempts],
     );
-    const rows: { id: string }[] = await manager.query(
-      `INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+    await manager.query(
+      `INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES ($1, $2, $3, $4)`,
       [session.userId, session.deviceId, session.id, now],
     );
-    return rows[0].id;
   }
 
-  /** Takes back a send whose mail could not be delivered, so it does not count against the limits. */
-  async deleteSend(sendId: string): Promise<void> {
-    await this.dataSource.query(`DELETE FROM otp_sends WHERE id = $1`, [sendId]);
-  }
   /**
    * Runs `work` while holding the sweep's advisory lock, on one connection; returns null at once
    * when another replica holds it (no double work).

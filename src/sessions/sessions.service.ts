@@ -4,7 +4,7 @@ import type { EntityManager } from 'typeorm';
 import { ApiError } from '../common/api-error.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
-import { MailService } from '../mail/mail.service.js';
+import { OtpMailQueue } from '../mail/otp-mail.queue.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { generateOtp, hashOtp, verifyOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
@@ -37,7 +37,7 @@ const HOUR_MS = 3_600_000;
 export class SessionsService {
   constructor(
     private readonly repository: SessionsRepository,
-    private readonly mail: MailService,
+    private readonly mailQueue: OtpMailQueue,
     private readonly clock: Clock,
     @Inject(AppConfig) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
@@ -45,9 +45,8 @@ export class SessionsService {
 
   /**
    * POST /sessions: hands back the caller's own reusable session when it proves it with the token,
-   * otherwise creates a pending session and emails its code.
-   * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap),
-   *   503 `mail_unavailable` (SMTP refused; the new session is expired and the send not counted)
+   * otherwise creates a pending session and queues the email of its code (same transaction).
+   * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap)
    */
   async start(request: StartLogin): Promise<IssuedSession> {
     const reused = await this.findReusable(request);
@@ -89,16 +88,11 @@ export class SessionsService {
         lastSeenAt: null,
       };
       await this.repository.insertPendingSession(manager, session);
+      await this.mailQueue.enqueue(manager, { sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
       return { session, token, isNewUser: ids.isNewUser, isNewDevice: ids.isNewDevice, created: true };
     });
 
-    try {
-      await this.mail.sendOtp(request.device.email, code, otp.ttl);
-    } catch {
-      await this.repository.expireAfterMailFailure(sessionId, this.clock.now());
-      this.metrics.sessionsExpired.inc({ reason: 'mail_failed' });
-      throw SessionErrors.mailUnavailable();
-    }
+    this.mailQueue.wake();
     this.metrics.sessionsCreated.inc({ device_type: request.device.type });
     return issued;
   }
@@ -166,7 +160,7 @@ export class SessionsService {
    * POST /sessions/{uuid}/otp: a new code for a pending session (the old one stops working,
    * attempts are reset, a new expiry starts). Same send limits as a new login.
    * @throws ApiError 404, 401 (token not this session's), 409 `session_not_pending` (confirmed,
-   *   ended, or its code expired), 429 `rate_limited`, 503 `mail_unavailable` (the send is taken back)
+   *   ended, or its code expired), 429 `rate_limited`
    */
   async resendOtp(sessionId: string, token: string): Promise<SessionRecord> {
     const now = this.clock.now();
@@ -183,23 +177,18 @@ export class SessionsService {
       }
       await this.assertMaySend(manager, session.userId, session.deviceId, now);
       const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
-      const sendId = await this.repository.replaceOtp(
+      await this.repository.replaceOtp(
         manager,
         session,
         { hash: hashOtp(this.config.appSecret, session.id, code), expiresAt: otpExpiresAt, attempts: otp.maxAttempts },
         now,
       );
-      return { session: { ...session, otpExpiresAt, otpAttemptsLeft: otp.maxAttempts }, sendId };
+      await this.mailQueue.enqueue(manager, { sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt });
+      return { ...session, otpExpiresAt, otpAttemptsLeft: otp.maxAttempts };
     });
     if (outcome instanceof ApiError) throw outcome;
-
-    try {
-      await this.mail.sendOtp(outcome.session.email, code, otp.ttl);
-    } catch {
-      await this.repository.deleteSend(outcome.sendId);
-      throw SessionErrors.mailUnavailable();
-    }
-    return outcome.session;
+    this.mailQueue.wake();
+    return outcome;
   }
 
   /** @throws ApiError 429 when the device's cooldown or the address's hourly cap forbids a send now */
