@@ -8,6 +8,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the compiled app, as the unprivileged `node` user.
+# SIGTERM (docker stop) drains requests in flight, then exits 0 (SHUTDOWN_GRACE_PERIOD, 10 s).
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production PORT=8080
 WORKDIR /app
@@ -17,5 +18,5 @@ COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/sessions',{method:'OPTIONS'}).then(r=>process.exit(r.status<500?0:1)).catch(()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
 CMD ["node", "dist/main.js"]
