@@ -3,7 +3,6 @@ import helmet from 'helmet';
 import { AppConfig } from './config/app-config.js';
 import { ConfigurationError } from './config/environment.js';
 import { ApiExceptionFilter } from './http/api-exception.filter.js';
-import { jsonBodyMiddleware } from './http/json-body.middleware.js';
 import { setupOpenApi } from './http/openapi.js';
 import { MetricsService } from './metrics/metrics.service.js';
 
@@ -21,7 +20,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id'], maxAge: 600 });
   }
   app.use(app.get(MetricsService).httpMiddleware());
-  app.use(jsonBodyMiddleware);
+  // JSON body parsing is module middleware (AppModule), after the request logger.
   app.useGlobalFilters(new ApiExceptionFilter());
   setupOpenApi(app);
   return app;

@@ -1,11 +1,12 @@
 /** SQLSTATE classes and codes meaning "the database cannot be reached now", not "the query is wrong". */
 const UNAVAILABLE_SQLSTATES = /^(08...|57P0[1-3]|53300)$/;
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|server closed the connection/i;
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|server closed the connection|Query read timeout/i;
 
 /**
- * Whether an error means PostgreSQL is unreachable (down, restarting, refusing connections, or
- * the pool timed out), so the request should be answered 503 `database_unavailable`.
+ * Whether an error means PostgreSQL is unreachable (down, restarting, refusing connections, the
+ * pool timed out, or a query got no answer in time), so the request should be answered 503
+ * `database_unavailable`.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {

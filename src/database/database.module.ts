@@ -26,6 +26,13 @@ let startedEmbedded: EmbeddedDatabase | null = null;
 const logger = new Logger('Database');
 
 /**
+ * A query PostgreSQL has not answered after this long fails (503 `database_unavailable`) instead of
+ * holding its request forever when the server hangs or the network drops packets. Not applied to
+ * migrations, which may legitimately take long (or wait for another replica's).
+ */
+const QUERY_TIMEOUT_MS = 5_000;
+
+/**
  * TypeORM on PostgreSQL: the configured server, or the embedded one in development. Pending
  * migrations run at start, under an advisory lock (several replicas may start at once).
  */
@@ -42,13 +49,18 @@ const logger = new Logger('Database');
               `(user postgres, password postgres, database postgres; data in ${config.database.kind === 'embedded' ? config.database.dataDir : ''})`,
           );
         }
-        return dataSourceOptions(url);
+        const options = dataSourceOptions(url);
+        return { ...options, extra: { ...options.extra, query_timeout: QUERY_TIMEOUT_MS } };
       },
       dataSourceFactory: async (options) => {
-        const dataSource = await new DataSource(options!).initialize();
-        const applied = await runMigrations(dataSource);
-        if (applied.length > 0) logger.log(`Applied migrations: ${applied.join(', ')}`);
-        return dataSource;
+        const migrator = await new DataSource(dataSourceOptions((options as { url: string }).url)).initialize();
+        try {
+          const applied = await runMigrations(migrator);
+          if (applied.length > 0) logger.log(`Applied migrations: ${applied.join(', ')}`);
+        } finally {
+          await migrator.destroy();
+        }
+        return new DataSource(options!).initialize();
       },
     }),
   ],

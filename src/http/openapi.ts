@@ -10,7 +10,13 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'opaque bearer token (RFC 6750). Every error is JSON with a stable `code` (see ApiErrorDto).',
     )
     .setVersion('1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'The `token` returned by POST or PATCH /sessions.' })
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      // Not a JWT (the swagger default): an opaque string of 43 base64url characters.
+      bearerFormat: 'opaque',
+      description: 'The `token` returned by POST or PATCH /sessions.',
+    })
     .build();
   return SwaggerModule.createDocument(app, config);
 }

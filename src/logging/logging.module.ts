@@ -32,10 +32,16 @@ function requestId(req: IncomingMessage, res: ServerResponse): string {
   return id;
 }
 
-/** The matched route pattern (e.g. `/sessions/:uuid`), so that ids do not explode label sets. */
+/**
+ * The matched route pattern (e.g. `/sessions/:uuid`), so that ids do not explode label sets.
+ * `unmatched` when no endpoint matched: the only pattern seen then is the catch-all (`{/*splat}`)
+ * under which the request logger and the body parser are mounted. A middleware mounted on an
+ * endpoint (the rate limiter) sees its pattern with a trailing slash, which is dropped.
+ */
 export function routeOf(req: IncomingMessage): string {
-  const { route, baseUrl } = req as IncomingMessage & { route?: { path?: string }; baseUrl?: string };
-  return route?.path ? `${baseUrl ?? ''}${route.path}` : 'unmatched';
+  const { route, baseUrl } = req as IncomingMessage & { route?: { path?: unknown }; baseUrl?: string };
+  if (typeof route?.path !== 'string' || !route.path || route.path.includes('*')) return 'unmatched';
+  return `${baseUrl ?? ''}${route.path}`.replace(/(?<=.)\/+$/, '');
 }
 
 /**

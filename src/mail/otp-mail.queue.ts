@@ -22,6 +22,8 @@ export interface OtpMailJob {
 }
 
 const BATCH_SIZE = 10;
+/** Arbitrary constant naming the mail queue's setup among PostgreSQL advisory locks. */
+const QUEUE_SETUP_LOCK_KEY = 4_130_817_205;
 
 /**
  * Durable delivery of login codes through a PostgreSQL job queue (pg-boss). A job is inserted in
@@ -52,13 +54,17 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     const boss = new PgBoss({ connectionString: url, schema: PGBOSS_SCHEMA, max: 4, supervise: true, schedule: false });
     boss.on('error', (error) => this.logger.warn(`Mail queue: ${error.message}`));
     await boss.start();
-    await boss.createQueue(OTP_MAIL_QUEUE, {
-      name: OTP_MAIL_QUEUE,
-      retryLimit: 16,
-      retryDelay: 1,
-      retryBackoff: true,
-      expireInSeconds: 60,
-      retentionSeconds: Math.max(60, this.config.otp.ttl),
+    // pg-boss's create_queue deadlocks when replicas starting together run it at once: take turns.
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1)', [QUEUE_SETUP_LOCK_KEY]);
+      await boss.createQueue(OTP_MAIL_QUEUE, {
+        name: OTP_MAIL_QUEUE,
+        retryLimit: 16,
+        retryDelay: 1,
+        retryBackoff: true,
+        expireInSeconds: 60,
+        retentionSeconds: Math.max(60, this.config.otp.ttl),
+      });
     });
     this.workerId = await boss.work<OtpMailJob>(
       OTP_MAIL_QUEUE,

@@ -230,14 +230,20 @@ export class SessionsRepository {
     );
   }
 
-  /** Revokes a pending or confirmed session; a session already ended is left as it is. @returns whether it was revoked now */
+  /**
+   * Revokes a session that can still be used at `now`. A session already ended is left as it is,
+   * and one that ended by time but is not marked yet (code or `expires_at` past, before the sweep)
+   * is marked `expired`, not `revoked`. @returns whether it was revoked now
+   */
   async revoke(sessionId: string, now: Date): Promise<boolean> {
-    const [, count]: [unknown, number] = await this.dataSource.query(
-      `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $2
-        WHERE id = $1 AND status IN ('pending', 'confirmed')`,
+    const [rows]: [{ status: string }[], number] = await this.dataSource.query(
+      `UPDATE sessions s SET status = CASE WHEN ${LIVE_AT('$2')} THEN 'revoked' ELSE 'expired' END,
+              otp_hash = NULL, ended_at = $2
+        WHERE s.id = $1 AND s.status IN ('pending', 'confirmed')
+        RETURNING s.status`,
       [sessionId, now],
     );
-    return count > 0;
+    return rows[0]?.status === 'revoked';
   }
 
   /**

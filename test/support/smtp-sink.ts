@@ -19,6 +19,12 @@ export interface ReceivedMail {
 export class SmtpSink {
   readonly messages: ReceivedMail[] = [];
   refuse = false;
+  /** Messages answered with a refusal while `refuse` was set. */
+  refused = 0;
+  /** Milliseconds to wait before answering each message (keeps the sender's request in flight). */
+  delayMs = 0;
+  /** Messages received but not yet answered. */
+  pending = 0;
   private readonly server: SMTPServer;
   private waiters: (() => void)[] = [];
 
@@ -27,8 +33,18 @@ export class SmtpSink {
       authOptional: true,
       disabledCommands: ['STARTTLS'],
       logger: false,
-      onData: (stream, _session, callback) => {
+      onData: (stream, _session, answer) => {
+        this.pending += 1;
+        const callback = (error?: Error | null) => {
+          const reply = () => {
+            this.pending -= 1;
+            answer(error);
+          };
+          if (this.delayMs > 0) setTimeout(reply, this.delayMs);
+          else reply();
+        };
         if (this.refuse) {
+          this.refused += 1;
           stream.resume();
           stream.on('end', () => callback(Object.assign(new Error('Mailbox unavailable'), { responseCode: 550 })));
           return;
@@ -53,9 +69,10 @@ export class SmtpSink {
     });
   }
 
-  static async start(): Promise<SmtpSink> {
+  /** @param port a fixed port (e.g. to bring a stopped server back where the app expects it) */
+  static async start(port = 0): Promise<SmtpSink> {
     const sink = new SmtpSink();
-    await new Promise<void>((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => sink.server.listen(port, '127.0.0.1', resolve));
     return sink;
   }
 

@@ -26,12 +26,15 @@ export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef';
 /**
  * The real application (real HTTP stack, real PostgreSQL, real SMTP server) on a private database,
  * with an injectable clock. `env` overrides the defaults below.
+ * @param options.logStream where log lines go (set LOG_LEVEL in `env` to see them)
+ * @param options.database run on this database instead of a new one (several apps may share it);
+ *   `close()` then leaves it in place: its owner drops it
  */
 export async function createTestApp(
   env: Record<string, string> = {},
-  options: { logStream?: DestinationStream } = {},
+  options: { logStream?: DestinationStream; database?: TestDatabase } = {},
 ): Promise<TestApp> {
-  const db = await createTestDatabase();
+  const db = options.database ?? (await createTestDatabase());
   const smtp = await SmtpSink.start();
   const clock = new FakeClock();
   const moduleRef = await Test.createTestingModule({
@@ -67,7 +70,7 @@ export async function createTestApp(
     close: async () => {
       await app.close();
       await smtp.stop();
-      await db.drop();
+      if (!options.database) await db.drop();
     },
   };
 }

@@ -17,6 +17,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  // pool.end() resolves before its connections have closed; the DROP ... WITH (FORCE) of drop()
+  // then terminates them, and without a listener that error would be thrown in whatever test runs
+  // next in this worker ("Unhandled error ... terminating connection due to administrator command").
+  pool.on('error', () => undefined);
   return {
     url: url.toString(),
     query: async (sql, params) => (await pool.query(sql, params)).rows,
@@ -35,4 +39,19 @@ async function withAdmin<T>(url: string, work: (client: pg.Client) => Promise<T>
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A TestDatabase for an existing database (e.g. on a dedicated embedded server) that this run
+ * did not create: `drop()` only closes the connections. Idle connections that the server drops
+ * (restart, outage) are discarded instead of crashing the test process.
+ */
+export function connectTestDatabase(url: string): TestDatabase {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => undefined);
+  return {
+    url,
+    query: async (sql, params) => (await pool.query(sql, params)).rows,
+    drop: () => pool.end(),
+  };
 }

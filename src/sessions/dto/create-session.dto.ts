@@ -1,19 +1,37 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
+  buildMessage,
+  isEmail,
   IsDefined,
-  IsEmail,
   IsIn,
   IsNotIn,
   IsObject,
   IsString,
   Matches,
   MaxLength,
+  ValidateBy,
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
 import { UUID_PATTERN } from '../../common/public-id.js';
 import { DEVICE_TYPES, type DeviceType } from '../entities/device.entity.js';
+
+/** A whole string of well-formed UTF-16: no lone surrogate. */
+const WELL_FORMED_UTF16 = /^(?:[^\uD800-\uDFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/;
+
+/**
+ * class-validator's IsEmail with its default options, except that a string with a lone surrogate
+ * fails instead of making validator.js throw (its length check calls `encodeURI`), which was a 500.
+ */
+const IsEmailAddress = () =>
+  ValidateBy({
+    name: 'isEmail',
+    validator: {
+      validate: (value: unknown) => typeof value === 'string' && WELL_FORMED_UTF16.test(value) && isEmail(value),
+      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must be an email`),
+    },
+  });
 
 const lowerCase = (trim: boolean) =>
   Transform(({ value }) => (typeof value === 'string' ? (trim ? value.trim() : value).toLowerCase() : value));
@@ -25,7 +43,7 @@ export class UserInputDto {
   @IsDefined()
   @IsString()
   @MaxLength(254)
-  @IsEmail()
+  @IsEmailAddress()
   email: string;
 }
 

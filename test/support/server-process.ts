@@ -1,0 +1,105 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** A production build of the service in a private folder (the project's own `dist` is left alone). */
+export interface ServerBuild {
+  mainJs: string;
+  dir: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * Compiles `src` with `tsconfig.build.json` (as `npm run build` does) into a temporary folder that
+ * resolves packages from the project's `node_modules`.
+ */
+export async function buildServer(): Promise<ServerBuild> {
+  const dir = await mkdtemp(join(tmpdir(), 'sessions-build-'));
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  try {
+    await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], {
+      cwd: ROOT,
+    });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`tsc failed:\n${stdout ?? ''}${stderr ?? ''}`);
+  }
+  return { mainJs: join(dir, 'dist', 'main.js'), dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** `node dist/main.js` running as its own process, with what it printed. */
+export interface ServerProcess {
+  child: ChildProcess;
+  port: number;
+  baseUrl: string;
+  output(): string;
+  /** Resolves with the exit code and signal once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the built server with exactly `env` (plus PATH and PORT), and waits for GET /health/live. */
+export async function startServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [build.mainJs], {
+    cwd: build.dir, // no .env there
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    child.once('exit', (code, signal) => resolveExit({ code, signal })),
+  );
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`The server exited with ${child.exitCode}:\n${output}`);
+    try {
+      if ((await fetch(`${baseUrl}/health/live`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`The server did not come up in 30 s:\n${output}`);
+    }
+    await new Promise((wake) => setTimeout(wake, 100));
+  }
+  return { child, port, baseUrl, output: () => output, exited };
+}
+
+/** Whether a new TCP connection to the port is refused (ECONNREFUSED) rather than accepted. */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolveRefused, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolveRefused(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED') resolveRefused(true);
+      else reject(error);
+    });
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
