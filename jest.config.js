@@ -11,6 +11,8 @@ const esm = {
 };
 
 export default {
+  // Applies to every project (a project-level testTimeout is ignored by Jest).
+  testTimeout: 30_000,
   projects: [
     { ...esm, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {
@@ -19,7 +21,6 @@ export default {
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.js',
       globalTeardown: '<rootDir>/test/support/global-teardown.js',
-      testTimeout: 30_000,
     },
   ],
 };

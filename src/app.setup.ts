@@ -17,7 +17,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   }
   app.use(helmet());
   if (config.corsOrigins.length > 0) {
-    app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id'], maxAge: 600 });
+    app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id', 'RateLimit', 'RateLimit-Policy'], maxAge: 600 });
   }
   app.use(app.get(MetricsService).httpMiddleware());
   // JSON body parsing is module middleware (AppModule), after the request logger.

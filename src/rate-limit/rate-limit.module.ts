@@ -10,13 +10,21 @@ import { SessionsController } from '../sessions/sessions.controller.js';
 const WINDOW_MS = 60_000;
 
 /**
+ * Longest wait for Redis on one command. Without it a Redis that accepts connections but does not
+ * answer (hung, or a black-holed network) would hold every session request forever; with it the
+ * command fails and `passOnStoreError` lets the request through.
+ */
+const REDIS_COMMAND_TIMEOUT_MS = 500;
+
+/**
  * Per-client-IP request limit of the session endpoints: RATE_LIMIT_PER_MINUTE requests per minute
  * (express-rate-limit), counted in memory, or in Redis (rate-limit-redis) when REDIS_URL is set so
  * that every replica shares one count. The client IP is Express's `req.ip`, which believes
  * X-Forwarded-For only as far as TRUST_PROXY allows.
  *
- * If Redis cannot be reached the request is let through (`passOnStoreError`): the per-device,
- * per-email and attempt limits live in PostgreSQL and still hold.
+ * If Redis cannot be reached, or does not answer within REDIS_COMMAND_TIMEOUT_MS, the request is let
+ * through (`passOnStoreError`): the per-device, per-email and attempt limits live in PostgreSQL and
+ * still hold.
  */
 @Injectable()
 export class SessionRateLimiter implements OnApplicationShutdown {
@@ -25,7 +33,7 @@ export class SessionRateLimiter implements OnApplicationShutdown {
 
   constructor(@Inject(AppConfig) config: AppConfig) {
     const { perMinute, redisUrl } = config.rateLimit;
-    this.redis = perMinute > 0 && redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000 }) : null;
+    this.redis = perMinute > 0 && redisUrl ? new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: REDIS_COMMAND_TIMEOUT_MS }) : null;
     const redis = this.redis;
     this.middleware =
       perMinute === 0
