@@ -37,6 +37,9 @@ export class MailService implements OnApplicationShutdown {
     this.transport = config.mail.smtpUrl
       ? nodemailer.createTransport({
           url: config.mail.smtpUrl,
+          // Reuse up to 5 SMTP connections instead of one handshake per mail.
+          pool: true,
+          maxConnections: 5,
           connectionTimeout: 5_000,
           greetingTimeout: 5_000,
           socketTimeout: 10_000,
