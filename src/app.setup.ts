@@ -15,7 +15,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   } catch (error) {
     throw new ConfigurationError(`Invalid configuration:\n  TRUST_PROXY: ${error instanceof Error ? error.message : String(error)}`);
   }
-  app.use(helmet());
+  // No upgrade-insecure-requests: it would break /docs served over plain HTTP (development, internal).
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   if (config.corsOrigins.length > 0) {
     app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id', 'RateLimit', 'RateLimit-Policy'], maxAge: 600 });
   }

@@ -4,17 +4,25 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { configureApp } from './app.setup.js';
-import { AppConfig } from './config/app-config.js';
+import { AppConfig, loadAppConfig } from './config/app-config.js';
+import { loadDotEnv } from './config/dotenv.js';
 import { ConfigurationError } from './config/environment.js';
+import { EmbeddedDatabaseHolder } from './database/database.module.js';
 
 async function bootstrap(): Promise<void> {
+  // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
+  loadDotEnv();
+  loadAppConfig(process.env);
+
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), {
     bodyParser: false,
     bufferLogs: true,
+    abortOnError: false, // let bootstrap() report start-up errors (a configuration error in one line)
   });
   const logger = app.get(Logger);
   app.useLogger(logger);
   const config = app.get(AppConfig);
+  const embedded = app.get(EmbeddedDatabaseHolder);
   configureApp(app);
   if (config.appSecretGenerated) {
     logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
@@ -23,7 +31,7 @@ async function bootstrap(): Promise<void> {
   logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`, 'Bootstrap');
 
   // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
-  // close the pool, exit 0. Past the grace period, exit 1 without waiting further.
+  // close the pools, stop the embedded PostgreSQL if any, exit 0. Past the grace period, exit 1 without waiting further.
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -35,6 +43,7 @@ async function bootstrap(): Promise<void> {
     }, config.shutdownGracePeriod * 1000).unref();
     app
       .close()
+      .then(() => embedded.stop())
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');

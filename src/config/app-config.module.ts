@@ -12,14 +12,16 @@ import { AppConfig, loadAppConfig } from './app-config.js';
 export class AppConfigModule {
   /** @param env use exactly these variables instead of `.env` and `process.env` (tests) */
   static register(env?: Record<string, string | undefined>): DynamicModule {
+    const config = ConfigModule.forRoot({
+      ignoreEnvFile: env !== undefined,
+      validate: (loaded) => ({ app: loadAppConfig(env ?? loaded) }),
+    });
+    // A configuration error rejects this promise before Nest awaits it; mark it handled here so it
+    // reaches bootstrap()'s catch as a start-up error instead of crashing as an unhandled rejection.
+    config.catch(() => undefined);
     return {
       module: AppConfigModule,
-      imports: [
-        ConfigModule.forRoot({
-          ignoreEnvFile: env !== undefined,
-          validate: (loaded) => ({ app: loadAppConfig(env ?? loaded) }),
-        }),
-      ],
+      imports: [config],
       providers: [
         { provide: AppConfig, inject: [ConfigService], useFactory: (config: ConfigService) => config.getOrThrow('app') },
       ],

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import proxyaddr from 'proxy-addr';
 import { ConfigurationError, validateEnvironment } from './environment.js';
 
 /** Where the service's PostgreSQL is: a URL, the seed's DB_* parts, or the embedded server. */
@@ -81,6 +82,14 @@ function trustProxy(value: string | undefined): boolean | number | string {
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
   if (/^\d+$/.test(value)) return Number(value);
+  try {
+    proxyaddr.compile(value.split(',').map((entry) => entry.trim())); // what Express will do with it
+  } catch (error) {
+    throw new ConfigurationError(
+      `Invalid configuration:\n  TRUST_PROXY=${JSON.stringify(value)}: ${error instanceof Error ? error.message : String(error)} ` +
+        '(use true, false, a hop count, or IP addresses/subnets and loopback, linklocal, uniquelocal)',
+    );
+  }
   return value;
 }
 

@@ -128,7 +128,7 @@ export function validateEnvironment(raw: Record<string, string | undefined>): En
     plain[key] = NUMERIC.has(key) && /^-?\d+$/.test(value) ? Number(value) : value;
   }
   const env = plainToInstance(EnvironmentVariables, plain);
-  const errors = validateSync(env, { forbidUnknownValues: true });
+  const errors = validateSync(env, { forbidUnknownValues: true, stopAtFirstError: true });
   if (errors.length > 0) {
     const lines = errors.map(
       (e) => `  ${e.property}=${JSON.stringify(e.value)}: ${Object.values(e.constraints ?? {}).join('; ')}`,

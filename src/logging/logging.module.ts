@@ -66,7 +66,7 @@ export class LoggingModule {
                 req: (req: { id: string; method: string; url: string }) => ({
                   id: req.id,
                   method: req.method,
-                  path: req.url.split('?')[0],
+                  path: req.url.split('?')[0].slice(0, 512),
                 }),
                 res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
               },

@@ -63,7 +63,7 @@ export class MailService implements OnApplicationShutdown {
       await this.transport.sendMail({ from: this.config.mail.from, to, ...mail });
       this.metrics.mailsSent.inc();
     } catch (error) {
-      this.metrics.mailsFailed.inc();
+      this.metrics.mailSendErrors.inc();
       const reason = error instanceof Error ? error.message : String(error);
       const responseCode = (error as { responseCode?: unknown }).responseCode;
       throw new MailDeliveryError(reason, typeof responseCode === 'number' && responseCode >= 500);

@@ -136,10 +136,10 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
       await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds);
       await boss.deleteJob(OTP_MAIL_QUEUE, job.id);
     } catch (error) {
-      this.metrics.mailsFailed.inc();
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
       const reason = error instanceof Error ? error.message : String(error);
       if (permanent) {
+        this.metrics.mailsFailed.inc();
         this.logger.error(`Mail for session ${sessionId} rejected, not retried: ${reason}`);
         await boss.deleteJob(OTP_MAIL_QUEUE, job.id);
       } else {

@@ -27,7 +27,8 @@ export class MetricsService {
   readonly otpFailures = this.counter('otp_failures_total', 'Wrong codes submitted');
   readonly rateLimited = this.counter('rate_limited_requests_total', 'Requests answered 429', ['route']);
   readonly mailsSent = this.counter('mails_sent_total', 'Login emails handed to the SMTP server (or the dev log)');
-  readonly mailsFailed = this.counter('mails_failed_total', 'Login emails that could not be sent');
+  readonly mailsFailed = this.counter('mails_failed_total', 'Login emails given up on (rejected, or code expired first)');
+  readonly mailSendErrors = this.counter('mail_send_errors_total', 'Failed SMTP attempts, including those retried later');
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

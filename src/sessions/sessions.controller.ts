@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { fromPublicId, toPublicId } from '../common/public-id.js';
@@ -28,6 +28,7 @@ export class SessionsController {
   ) {}
 
   @Post()
+  @Header('Cache-Control', 'no-store') // carries a bearer token (RFC 6749 §5.1)
   @ApiOperation({
     summary: 'Start a login, or get back one\'s own reusable session',
     description:
@@ -67,6 +68,7 @@ export class SessionsController {
   }
 
   @Get('current')
+  @Header('Cache-Control', 'no-store')
   @UseGuards(BearerAuthGuard)
   @ApiOperation({ summary: 'The session of the bearer token', description: 'How other services check a token.' })
   @ApiBearerAuth()
@@ -77,6 +79,7 @@ export class SessionsController {
   }
 
   @Get()
+  @Header('Cache-Control', 'no-store')
   @UseGuards(BearerAuthGuard)
   @ApiOperation({ summary: 'The user\'s live sessions', description: 'Pending and confirmed sessions still usable; never tokens.' })
   @ApiBearerAuth()
@@ -89,6 +92,7 @@ export class SessionsController {
 
   @Patch(':uuid')
   @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: 'Confirm a pending session with its code',
     description:
