@@ -21,7 +21,9 @@ export interface OtpMailJob {
   validSeconds: number;
 }
 
-const BATCH_SIZE = 10;
+const BATCH_SIZE = 50;
+/** Fetch loops per replica: while one waits for its batch's slowest mail, another sends. */
+const WORKER_LOOPS = 2;
 /** Arbitrary constant naming the mail queue's setup among PostgreSQL advisory locks. */
 const QUEUE_SETUP_LOCK_KEY = 4_130_817_205;
 
@@ -37,7 +39,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger(OtpMailQueue.name);
   private readonly key: Buffer;
   private boss: PgBoss | null = null;
-  private workerId: string | null = null;
+  private readonly workerIds: string[] = [];
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -66,11 +68,13 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
         retentionSeconds: Math.max(60, this.config.otp.ttl),
       });
     });
-    this.workerId = await boss.work<OtpMailJob>(
-      OTP_MAIL_QUEUE,
-      { batchSize: BATCH_SIZE, pollingIntervalSeconds: 0.5 },
-      (jobs) => Promise.all(jobs.map((job) => this.deliver(boss, job))),
-    );
+    for (let loop = 0; loop < WORKER_LOOPS; loop++) {
+      this.workerIds.push(
+        await boss.work<OtpMailJob>(OTP_MAIL_QUEUE, { batchSize: BATCH_SIZE, pollingIntervalSeconds: 0.5 }, (jobs) =>
+          this.deliverBatch(boss, jobs),
+        ),
+      );
+    }
     this.metrics.registerMailQueueDepth(() => boss.getQueueSize(OTP_MAIL_QUEUE));
     this.boss = boss;
   }
@@ -121,31 +125,39 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** Wakes this replica's worker now instead of at its next poll (call after the commit). */
   wake(): void {
-    if (this.boss && this.workerId) this.boss.notifyWorker(this.workerId);
+    if (!this.boss) return;
+    for (const id of this.workerIds) this.boss.notifyWorker(id);
   }
 
-  private async deliver(boss: PgBoss, job: PgBoss.Job<OtpMailJob>): Promise<void> {
+  /** Sends a batch in parallel, then deletes every settled job in one statement. */
+  private async deliverBatch(boss: PgBoss, jobs: PgBoss.Job<OtpMailJob>[]): Promise<void> {
+    const settled = await Promise.all(jobs.map((job) => this.deliver(boss, job)));
+    const done = jobs.filter((_job, i) => settled[i]).map((job) => job.id);
+    if (done.length > 0) await boss.deleteJob(OTP_MAIL_QUEUE, done);
+  }
+
+  /** @returns true when the job is settled (sent, rejected, or its code expired) and can be deleted */
+  private async deliver(boss: PgBoss, job: PgBoss.Job<OtpMailJob>): Promise<boolean> {
     const { sessionId, to, sealedCode, expiresAt, validSeconds } = job.data;
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${sessionId} dropped: its code expired before it could be sent`);
       this.metrics.mailsFailed.inc();
-      await boss.deleteJob(OTP_MAIL_QUEUE, job.id);
-      return;
+      return true;
     }
     try {
       await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds);
-      await boss.deleteJob(OTP_MAIL_QUEUE, job.id);
+      return true;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
       const reason = error instanceof Error ? error.message : String(error);
       if (permanent) {
         this.metrics.mailsFailed.inc();
         this.logger.error(`Mail for session ${sessionId} rejected, not retried: ${reason}`);
-        await boss.deleteJob(OTP_MAIL_QUEUE, job.id);
-      } else {
-        this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${reason}`);
-        await boss.fail(OTP_MAIL_QUEUE, job.id, { message: reason });
+        return true;
       }
+      this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${reason}`);
+      await boss.fail(OTP_MAIL_QUEUE, job.id, { message: reason });
+      return false;
     }
   }
 }
