@@ -322,7 +322,7 @@ async function main() {
         requestsOnAlreadyConfirmed: reconfirmed,
         ceilingSessionsAvailable: ceilingSessions.length,
         ceilingRequestsOnAlreadyConfirmed: ceilingRepeats,
-        sqlStatements: 'START TRANSACTION; SET TRANSACTION ISOLATION LEVEL READ COMMITTED; lock device; lock session (joined); revokeOthersOnDevice; markConfirmed; COMMIT',
+        sqlStatements: 'START TRANSACTION; lock device; lock session (joined); revokeOthersOnDevice; markConfirmed; COMMIT',
       }));
 
       // ---- 5. token check -----------------------------------------------------------------------
@@ -385,7 +385,7 @@ async function main() {
       scenarios,
       targets,
       notes: [
-        'SQL ceiling: the statements of src/sessions/sessions.repository.ts (plus TypeORM\'s START TRANSACTION / SET TRANSACTION ISOLATION LEVEL / COMMIT) run directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
+        'SQL ceiling: the statements of src/sessions/sessions.repository.ts (plus TypeORM\'s START TRANSACTION / COMMIT) run directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
         'The pg-boss job insert of POST /sessions is pg-boss\'s own INSERT statement (pg-boss/src/plans.js insertJob) into pgboss.job, for a queue "bench-ceiling" created with pgboss.create_queue like the service\'s otp-mail queue; nothing consumes it. This stands in for the real insert (same table, partitioning, indexes and deferred foreign key), not a scratch table.',
         'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
@@ -461,7 +461,7 @@ async function main() {
         mailsQueuedAfterRun: backlog,
         mailDrain,
         mailJobsPurged: purged,
-        sqlStatements: `START TRANSACTION; SET TRANSACTION ISOLATION LEVEL READ COMMITTED; upsertUserAndDevice; sendHistory; insertPendingSession; pg-boss job insert (${job.kind}); COMMIT`,
+        sqlStatements: `START TRANSACTION; upsertUserAndDevice; sendHistory; insertPendingSession; pg-boss job insert (${job.kind}); COMMIT`,
       });
     }
 
@@ -547,7 +547,6 @@ async function main() {
       try {
         // What TypeORM's dataSource.transaction('READ COMMITTED', …) sends (PostgresQueryRunner).
         await client.query('START TRANSACTION');
-        await client.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
         await work(client);
         await client.query('COMMIT');
       } catch (error) {
