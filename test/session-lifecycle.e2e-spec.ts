@@ -209,11 +209,16 @@ describe('session lifecycle', () => {
 
     it('is one indexed lookup by token hash, and writes nothing but a last_seen_at older than a minute', async () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('current-sql'), vendor()));
-      const dataSource = t.app.get(DataSource);
-      const spy = jest.spyOn(dataSource, 'query');
+      // Statements outside transactions go to TypeORM's pg.Pool as named (prepared) statements.
+      const pool = (t.app.get(DataSource).driver as unknown as { master: { query: (config: unknown) => unknown } }).master;
+      const spy = jest.spyOn(pool, 'query');
+      const statement = (call: unknown[]) => {
+        const config = call[0] as string | { text: string; values: unknown[] };
+        return typeof config === 'string' ? { text: config, values: call[1] as unknown[] } : config;
+      };
       try {
         await getCurrent(t, bearer(session.token)).expect(200); // first use: lookup + last_seen_at
-        const first = spy.mock.calls.map(([sql]) => String(sql).replace(/\s+/g, ' ').trim());
+        const first = spy.mock.calls.map((call) => statement(call).text.replace(/\s+/g, ' ').trim());
         expect(first).toHaveLength(2);
         expect(first[0]).toMatch(/^SELECT .* FROM sessions s .* WHERE s\.token_hash = \$1$/);
         expect(first[1]).toMatch(/^UPDATE sessions SET last_seen_at = \$2 WHERE id = \$1 /);
@@ -223,7 +228,7 @@ describe('session lifecycle', () => {
         const before = await row(t, session.uuid);
         await getCurrent(t, bearer(session.token)).expect(200); // within the minute: the lookup only
         expect(spy.mock.calls).toHaveLength(1);
-        const [[sql, params]] = spy.mock.calls as unknown as [string, unknown[]][];
+        const { text: sql, values: params } = statement(spy.mock.calls[0]);
         expect(sql.replace(/\s+/g, ' ')).toMatch(/WHERE s\.token_hash = \$1$/);
         expect(await row(t, session.uuid)).toEqual(before); // same xmin: not even a no-op write
 

@@ -5,6 +5,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { preparedQuery } from '../database/prepared-query.js';
 import { deriveKey, open, seal } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
 
@@ -101,7 +102,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
       validSeconds: this.config.otp.ttl,
     };
     await this.boss.send(OTP_MAIL_QUEUE, job, {
-      db: { executeSql: async (text, values) => ({ rows: await manager.query(text, values) }) },
+      db: { executeSql: (text, values) => preparedQuery(manager, text, values) },
     });
   }
 

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { DeviceType } from './entities/device.entity.js';
 import type { SessionStatus } from './entities/session.entity.js';
+import { preparedQuery } from '../database/prepared-query.js';
 import type { SendHistory } from './session-rules.js';
 
 /** A session with its user and device, as the rules and the responses need it. */
@@ -77,7 +78,7 @@ export class SessionsRepository {
 
   /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device. */
   async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity): Promise<SessionRecord | null> {
-    const rows: SessionRecord[] = await this.dataSource.query(
+    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
       `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
         WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
       [tokenHash, device.email, device.type, device.vendorUuid],
@@ -96,7 +97,7 @@ export class SessionsRepository {
     device: DeviceIdentity,
     now: Date,
   ): Promise<UserAndDevice> {
-    const rows: UserAndDevice[] = await manager.query(
+    const { rows } = await preparedQuery<UserAndDevice>(manager,
       `WITH u AS (
          INSERT INTO users (id, email, created_at) VALUES ($1, $2, $6)
          ON CONFLICT ON CONSTRAINT users_email_key DO UPDATE SET email = EXCLUDED.email
@@ -121,7 +122,7 @@ export class SessionsRepository {
     hourAgo: Date,
     since: Date,
   ): Promise<SendHistory> {
-    const rows: SendHistory[] = await manager.query(
+    const { rows } = await preparedQuery<SendHistory>(manager,
       `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
               (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
               min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
@@ -133,7 +134,7 @@ export class SessionsRepository {
 
   /** Inserts a pending session and records its OTP send (at `createdAt`). */
   async insertPendingSession(manager: EntityManager, s: SessionRecord): Promise<void> {
-    await manager.query(
+    await preparedQuery(manager,
       `WITH s AS (
          INSERT INTO sessions (id, user_id, device_id, status, token_hash, otp_hash, otp_expires_at,
                                otp_attempts_left, created_at, client_ip, user_agent)
@@ -152,12 +153,12 @@ export class SessionsRepository {
    * @returns null when no such session exists
    */
   async lockForConfirm(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
-    const devices: { id: string }[] = await manager.query(
+    const { rows: devices } = await preparedQuery<{ id: string }>(manager,
       `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
       [sessionId],
     );
     if (devices.length === 0) return null;
-    const rows: SessionRecord[] = await manager.query(
+    const { rows } = await preparedQuery<SessionRecord>(manager,
       `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1 FOR UPDATE OF s`,
       [sessionId],
     );
@@ -166,7 +167,7 @@ export class SessionsRepository {
 
   /** Stores the attempts left after a wrong code; the last one ends the session. */
   async recordWrongCode(manager: EntityManager, sessionId: string, attemptsLeft: number, now: Date): Promise<void> {
-    await manager.query(
+    await preparedQuery(manager,
       `UPDATE sessions
           SET otp_attempts_left = $2::smallint,
               status = CASE WHEN $2::smallint = 0 THEN 'expired' ELSE status END,
@@ -178,7 +179,7 @@ export class SessionsRepository {
   }
 
   async markExpired(manager: EntityManager, sessionId: string, now: Date): Promise<void> {
-    await manager.query(`UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1`, [
+    await preparedQuery(manager, `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1`, [
       sessionId,
       now,
     ]);
@@ -186,7 +187,7 @@ export class SessionsRepository {
 
   /** Revokes every other pending or confirmed session of the device (one live session per device). */
   async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<number> {
-    const [, count]: [unknown, number] = await manager.query(
+    const { rowCount: count } = await preparedQuery(manager,
       `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
         WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
       [deviceId, keepSessionId, now],
@@ -196,14 +197,14 @@ export class SessionsRepository {
 
   /** Confirms a pending session; its OTP hash is erased so the code can never be used again. */
   async markConfirmed(manager: EntityManager, sessionId: string, now: Date, expiresAt: Date | null): Promise<void> {
-    await manager.query(
+    await preparedQuery(manager,
       `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
       [sessionId, now, expiresAt],
     );
   }
   /** The session whose token hashes to `tokenHash`, in any state. */
   async findByTokenHash(tokenHash: Buffer): Promise<SessionRecord | null> {
-    const rows: SessionRecord[] = await this.dataSource.query(
+    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
       `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
       [tokenHash],
     );
@@ -211,7 +212,7 @@ export class SessionsRepository {
   }
 
   async findById(sessionId: string): Promise<SessionRecord | null> {
-    const rows: SessionRecord[] = await this.dataSource.query(
+    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
       `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1`,
       [sessionId],
     );
@@ -220,7 +221,7 @@ export class SessionsRepository {
 
   /** Sets `last_seen_at` unless another request already did since `staleBefore`. */
   async touchLastSeen(sessionId: string, now: Date, staleBefore: Date): Promise<void> {
-    await this.dataSource.query(
+    await preparedQuery(this.dataSource,
       `UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at <= $3)`,
       [sessionId, now, staleBefore],
     );
@@ -228,12 +229,14 @@ export class SessionsRepository {
 
   /** The user's pending and confirmed sessions that can still be used at `now`, newest first. */
   async listLiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
-    return this.dataSource.query(
+    const { rows } = await preparedQuery<SessionRecord>(
+      this.dataSource,
       `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
         WHERE s.user_id = $1 AND s.status IN ('pending', 'confirmed') AND ${LIVE_AT('$2')}
         ORDER BY s.created_at DESC, s.id`,
       [userId, now],
     );
+    return rows;
   }
 
   /**
@@ -242,7 +245,7 @@ export class SessionsRepository {
    * is marked `expired`, not `revoked`. @returns whether it was revoked now
    */
   async revoke(sessionId: string, now: Date): Promise<boolean> {
-    const [rows]: [{ status: string }[], number] = await this.dataSource.query(
+    const { rows } = await preparedQuery<{ status: string }>(this.dataSource,
       `UPDATE sessions s SET status = CASE WHEN ${LIVE_AT('$2')} THEN 'revoked' ELSE 'expired' END,
               otp_hash = NULL, ended_at = $2
         WHERE s.id = $1 AND s.status IN ('pending', 'confirmed')
@@ -257,7 +260,7 @@ export class SessionsRepository {
    * its upsert), so a resend and a new login of one address count their sends one after the other.
    */
   async lockUserOfSession(manager: EntityManager, sessionId: string): Promise<void> {
-    await manager.query(
+    await preparedQuery(manager,
       `SELECT id FROM users WHERE id = (SELECT user_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
       [sessionId],
     );
@@ -270,11 +273,11 @@ export class SessionsRepository {
     otp: { hash: Buffer; expiresAt: Date; attempts: number },
     now: Date,
   ): Promise<void> {
-    await manager.query(
+    await preparedQuery(manager,
       `UPDATE sessions SET otp_hash = $2, otp_expires_at = $3, otp_attempts_left = $4 WHERE id = $1`,
       [session.id, otp.hash, otp.expiresAt, otp.attempts],
     );
-    await manager.query(
+    await preparedQuery(manager,
       `INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES ($1, $2, $3, $4)`,
       [session.userId, session.deviceId, session.id, now],
     );
