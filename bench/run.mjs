@@ -174,6 +174,15 @@ async function main() {
     // The pool the SQL ceilings use: the service's pool size, in this process.
     const pool = new pg.Pool({ connectionString: dbUrl.toString(), max: SQL_POOL_MAX });
     pool.on('error', () => undefined);
+    // Like the service (src/database/prepared-query.ts), every parameterized statement runs as a
+    // named (prepared) statement, planned once per connection.
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client);
+      client.query = (text, values, ...rest) =>
+        typeof text === 'string' && Array.isArray(values) && values.length > 0
+          ? query({ name: `b_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text, values }, ...rest)
+          : query(text, values, ...rest);
+    });
     addCleanup('ceiling pool', () => pool.end());
     const postgresVersion = (await q('SHOW server_version'))[0].server_version;
     postmasterPid = parentPid((await q('SELECT pg_backend_pid() AS pid'))[0].pid);
@@ -385,7 +394,7 @@ async function main() {
       scenarios,
       targets,
       notes: [
-        'SQL ceiling: the statements of src/sessions/sessions.repository.ts (plus TypeORM\'s START TRANSACTION / COMMIT) run directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
+        'SQL ceiling: the statements of src/sessions/sessions.repository.ts (plus TypeORM\'s START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
         'The pg-boss job insert of POST /sessions is pg-boss\'s own INSERT statement (pg-boss/src/plans.js insertJob) into pgboss.job, for a queue "bench-ceiling" created with pgboss.create_queue like the service\'s otp-mail queue; nothing consumes it. This stands in for the real insert (same table, partitioning, indexes and deferred foreign key), not a scratch table.',
         'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
