@@ -3,17 +3,18 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { AppConfig, loadAppConfig } from './app-config.js';
 
 /**
- * Reads `.env` and the environment once at boot (through @nestjs/config), validates them into the
- * typed `AppConfig` and provides it everywhere. A bad value stops the start with a message naming
- * the variable.
+ * Validates the environment once at boot (through @nestjs/config) into the typed `AppConfig` and
+ * provides it everywhere. A bad value stops the start with a message naming the variable. `.env`
+ * is loaded into `process.env` by the entry points (`main.ts`, `migrate.ts`, via `loadDotEnv`), so
+ * one parser reads it and the early check in `main.ts` sees exactly what the app sees.
  */
 @Global()
 @Module({})
 export class AppConfigModule {
-  /** @param env use exactly these variables instead of `.env` and `process.env` (tests) */
+  /** @param env use exactly these variables instead of `process.env` (tests) */
   static register(env?: Record<string, string | undefined>): DynamicModule {
     const config = ConfigModule.forRoot({
-      ignoreEnvFile: env !== undefined,
+      ignoreEnvFile: true,
       validate: (loaded) => ({ app: loadAppConfig(env ?? loaded) }),
     });
     // A configuration error rejects this promise before Nest awaits it; mark it handled here so it
