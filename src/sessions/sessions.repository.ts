@@ -148,11 +148,11 @@ export class SessionsRepository {
 
   /**
    * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
-   * returns the session. Every confirm locks in this order, so confirms of two sessions of one
-   * device queue up instead of deadlocking when each revokes the other.
+   * returns the session. Confirm and resend both lock in this order, so confirms of two sessions of
+   * one device queue up instead of deadlocking when each revokes the other.
    * @returns null when no such session exists
    */
-  async lockForConfirm(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
+  async lockDeviceAndSession(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
     const { rows: devices } = await preparedQuery<{ id: string }>(manager,
       `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
       [sessionId],

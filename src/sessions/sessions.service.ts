@@ -108,7 +108,7 @@ export class SessionsService {
     const now = this.clock.now();
     const committed: (() => void)[] = []; // metrics to count once the transaction has committed
     const outcome = await this.repository.transaction(async (manager): Promise<SessionRecord | ApiError> => {
-      const session = await this.repository.lockForConfirm(manager, sessionId);
+      const session = await this.repository.lockDeviceAndSession(manager, sessionId);
       if (!session) throw SessionErrors.notFound();
       if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
 
@@ -168,7 +168,7 @@ export class SessionsService {
     const { otp } = this.config;
     const outcome = await this.repository.transaction(async (manager) => {
       await this.repository.lockUserOfSession(manager, sessionId);
-      const session = await this.repository.lockForConfirm(manager, sessionId);
+      const session = await this.repository.lockDeviceAndSession(manager, sessionId);
       if (!session) throw SessionErrors.notFound();
       if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
       if (session.status !== 'pending' || !isReusable(session, now)) {
