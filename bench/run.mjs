@@ -71,7 +71,6 @@ async function main() {
   const { createHash, randomBytes, randomUUID } = await import('node:crypto');
   const { existsSync, readFileSync, readdirSync } = await import('node:fs');
   const { mkdir, mkdtemp, rm, writeFile } = await import('node:fs/promises');
-  const { createRequire } = await import('node:module');
   const { createServer } = await import('node:net');
   const os = await import('node:os');
   const { join, relative } = await import('node:path');
@@ -137,6 +136,8 @@ async function main() {
   async function run() {
     if (!existsSync(join(ROOT, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
     await mkdir(RESULTS_DIR, { recursive: true });
+    // The ceilings run the service's own SQL texts (src/sessions/session-statements.ts).
+    const { SESSION_SQL: SQL } = await import(new URL('../dist/sessions/session-statements.js', import.meta.url));
     const quiet = await machineBusyBefore();
     if (quiet > 0.25) log(`WARNING: the machine is busy before the run (${quiet.toFixed(2)} cores): results will be low`);
     const workDir = await mkdtemp(join(os.tmpdir(), 'sessions-bench-'));
@@ -394,8 +395,8 @@ async function main() {
       scenarios,
       targets,
       notes: [
-        'SQL ceiling: the statements of src/sessions/sessions.repository.ts (plus TypeORM\'s START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
-        'The pg-boss job insert of POST /sessions is pg-boss\'s own INSERT statement (pg-boss/src/plans.js insertJob) into pgboss.job, for a queue "bench-ceiling" created with pgboss.create_queue like the service\'s otp-mail queue; nothing consumes it. This stands in for the real insert (same table, partitioning, indexes and deferred foreign key), not a scratch table.',
+        'SQL ceiling: the statements the endpoint runs (imported from dist/sessions/session-statements.js, the texts SessionsRepository uses; for PATCH plus START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
+        'The login ceiling calls start_login (one statement) with a mail queue "bench-ceiling" created with pgboss.create_queue like the service\'s otp-mail queue (same table, partitioning and indexes); nothing consumes it.',
         'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
         'Mail: the service\'s mail worker sends far fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still queued from the jobs (opened with APP_SECRET, as the worker does) for scenario 4 and deletes those jobs, so that their delivery does not run under the next measurements (details.mail* fields).',
@@ -443,26 +444,25 @@ async function main() {
       if (purged > 0) log(`  ${purged} mails still queued: codes taken from the queue (decrypted with APP_SECRET), jobs deleted`);
 
       log(`  SQL ceiling (pg, ${CONNECTIONS} concurrent, pool ${SQL_POOL_MAX})`);
-      const job = await jobInsert();
+      const queue = await ceilingQueue();
       let k = 0;
-      const ceiling = await sqlCeiling('login transaction', async () => {
+      const ceiling = await sqlCeiling('login (start_login)', async () => {
         const i = k++;
         const email = `c${id}-${RUN_TAG}-${i}@ceiling.example`;
         const mobi = i % 2 === 1;
         const now = new Date();
+        const hourAgo = new Date(now.getTime() - 3_600_000);
         const sessionId = randomUUID();
         const otpExpiresAt = new Date(now.getTime() + 300_000);
-        await transaction(async (c) => {
-          const [ids] = (
-            await c.query(SQL.upsertUserAndDevice, [randomUUID(), email, randomUUID(), mobi ? 'mobi' : 'othr', mobi ? randomUUID() : null, now])
-          ).rows;
-          await c.query(SQL.sendHistory, [ids.userId, ids.deviceId, new Date(now.getTime() - 3_600_000), new Date(now.getTime() - 3_600_000)]);
-          await c.query(SQL.insertPendingSession, [
-            sessionId, ids.userId, ids.deviceId, sha256(randomBytes(32)), randomBytes(32), otpExpiresAt, 5, now, '127.0.0.1', null,
-          ]);
-          await c.query(job.sql, job.values(sessionId, email, otpExpiresAt));
-          ceilingSessions.push({ id: sessionId, deviceId: ids.deviceId });
-        });
+        const [r] = (
+          await pool.query(SQL.startLogin, [
+            randomUUID(), email, randomUUID(), mobi ? 'mobi' : 'othr', mobi ? randomUUID() : null, now,
+            sessionId, sha256(randomBytes(32)), randomBytes(32), otpExpiresAt, 5, '127.0.0.1', null,
+            hourAgo, hourAgo, null, 1_000_000, queue, mailJobData(sessionId, email, otpExpiresAt),
+          ])
+        ).rows;
+        if (!r.created) throw new Error('start_login refused a ceiling login');
+        ceilingSessions.push({ id: sessionId, deviceId: r.deviceId });
       });
       return row(id, name, service, ceiling, {
         tableCountsBefore: tableCounts ?? null,
@@ -470,7 +470,7 @@ async function main() {
         mailsQueuedAfterRun: backlog,
         mailDrain,
         mailJobsPurged: purged,
-        sqlStatements: `START TRANSACTION; upsertUserAndDevice; sendHistory; insertPendingSession; pg-boss job insert (${job.kind}); COMMIT`,
+        sqlStatements: `SELECT * FROM start_login(...) (one statement: find-or-create user and device, send history, session, send record, mail job into queue ${queue})`,
       });
     }
 
@@ -567,57 +567,31 @@ async function main() {
     }
 
     /** The pg-boss job insert, as pg-boss 10 issues it, into a queue of the bench's own. */
-    async function jobInsert() {
-      if (jobInsert.cached) return jobInsert.cached;
-      const data = (sessionId, email, expiresAt) => ({
-        sessionId,
-        to: email,
-        sealedCode: randomBytes(34).toString('base64url'),
-        expiresAt: expiresAt.toISOString(),
-        validSeconds: 300,
-      });
-      try {
-        const plans = createRequire(join(ROOT, 'package.json'))('pg-boss/src/plans.js');
-        const queue = await q(`SELECT policy, retry_limit, retry_delay, retry_backoff, expire_seconds, retention_minutes
-          FROM pgboss.queue WHERE name = 'otp-mail'`);
-        const o = queue[0] ?? {};
-        await q(`SELECT pgboss.create_queue($1, $2)`, [
-          'bench-ceiling',
-          JSON.stringify({
-            policy: o.policy ?? 'standard',
-            retryLimit: o.retry_limit ?? 16,
-            retryDelay: o.retry_delay ?? 1,
-            retryBackoff: o.retry_backoff ?? true,
-            expireInSeconds: o.expire_seconds ?? 60,
-            retentionMinutes: o.retention_minutes ?? 5,
-          }),
-        ]);
-        jobInsert.cached = {
-          kind: 'pg-boss insertJob into pgboss.job, queue "bench-ceiling"',
-          sql: plans.insertJob('pgboss'),
-          // createJob's 19 parameters, as send(name, data, { db }) fills them with no options given
-          values: (sessionId, email, expiresAt) => [
-            null, 'bench-ceiling', data(sessionId, email, expiresAt), 0, null, null, null, 0, null, null, null, null, null, null, null, null, null, null, null,
-          ],
-        };
-      } catch (error) {
-        log(`  pg-boss statement unavailable (${error.message}); using a scratch table of similar shape`);
-        await q(`CREATE TABLE IF NOT EXISTS bench_scratch_job (
-          id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL, priority int NOT NULL DEFAULT 0,
-          data jsonb, state text NOT NULL DEFAULT 'created', retry_limit int, retry_count int NOT NULL DEFAULT 0,
-          retry_delay int, retry_backoff bool, start_after timestamptz NOT NULL DEFAULT now(), started_on timestamptz,
-          singleton_key text, singleton_on timestamp, expire_in interval, created_on timestamptz NOT NULL DEFAULT now(),
-          completed_on timestamptz, keep_until timestamptz NOT NULL DEFAULT now() + interval '14 days',
-          output jsonb, dead_letter text, policy text)`);
-        await q(`CREATE INDEX IF NOT EXISTS bench_scratch_job_fetch ON bench_scratch_job (name, start_after) WHERE state < 'active'`);
-        jobInsert.cached = {
-          kind: 'scratch table bench_scratch_job (approximation)',
-          sql: `INSERT INTO bench_scratch_job (name, data, retry_limit, retry_delay, retry_backoff, expire_in, keep_until, policy)
-                VALUES ($1, $2, 16, 1, true, interval '60 s', now() + interval '5 min', 'standard') RETURNING id`,
-          values: (sessionId, email, expiresAt) => ['bench-ceiling', data(sessionId, email, expiresAt)],
-        };
-      }
-      return jobInsert.cached;
+    /**
+     * A pg-boss queue "bench-ceiling" with the settings of the service's otp-mail queue, for the jobs
+     * the login ceiling inserts (the same table, partitioning and indexes; nothing consumes them).
+     */
+    async function ceilingQueue() {
+      if (ceilingQueue.created) return 'bench-ceiling';
+      const [o = {}] = await q(`SELECT policy, retry_limit, retry_delay, retry_backoff, expire_seconds, retention_minutes
+        FROM pgboss.queue WHERE name = 'otp-mail'`);
+      await q(`SELECT pgboss.create_queue($1, $2)`, [
+        'bench-ceiling',
+        JSON.stringify({
+          policy: o.policy ?? 'standard',
+          retryLimit: o.retry_limit ?? 16,
+          retryDelay: o.retry_delay ?? 1,
+          retryBackoff: o.retry_backoff ?? true,
+          expireInSeconds: o.expire_seconds ?? 60,
+          retentionMinutes: o.retention_minutes ?? 5,
+        }),
+      ]);
+      ceilingQueue.created = true;
+      return 'bench-ceiling';
+    }
+
+    function mailJobData(sessionId, email, expiresAt) {
+      return { sessionId, to: email, sealedCode: randomBytes(34).toString('base64url'), expiresAt: expiresAt.toISOString(), validSeconds: 300 };
     }
 
     /**
@@ -1026,51 +1000,6 @@ async function main() {
     ]).finally(() => clearTimeout(timer));
   }
 }
-
-// ------------------------------------------------------------------------------------------------
-// The SQL of the endpoints, copied from src/sessions/sessions.repository.ts (keep in sync).
-// ------------------------------------------------------------------------------------------------
-
-const SESSION_COLUMNS = `
-  s.id, s.status, s.token_hash AS "tokenHash", s.otp_hash AS "otpHash",
-  s.otp_expires_at AS "otpExpiresAt", s.otp_attempts_left AS "otpAttemptsLeft",
-  s.created_at AS "createdAt", s.confirmed_at AS "confirmedAt", s.expires_at AS "expiresAt",
-  s.client_ip AS "clientIp", s.user_agent AS "userAgent", s.last_seen_at AS "lastSeenAt",
-  u.id AS "userId", u.email, d.id AS "deviceId", d.type AS "deviceType", d.vendor_uuid AS "vendorUuid"`;
-const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
-
-const SQL = {
-  findByTokenHashOnDevice: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
-        WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
-  upsertUserAndDevice: `WITH u AS (
-         INSERT INTO users (id, email, created_at) VALUES ($1, $2, $6)
-         ON CONFLICT ON CONSTRAINT users_email_key DO UPDATE SET email = EXCLUDED.email
-         RETURNING id, (xmax = 0) AS inserted
-       ), d AS (
-         INSERT INTO devices (id, user_id, type, vendor_uuid, created_at)
-         SELECT $3, u.id, $4, $5::uuid, $6 FROM u
-         ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE SET type = EXCLUDED.type
-         RETURNING id, (xmax = 0) AS inserted
-       )
-       SELECT u.id AS "userId", d.id AS "deviceId", u.inserted AS "isNewUser", d.inserted AS "isNewDevice" FROM u, d`,
-  sendHistory: `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
-              (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
-              min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
-         FROM otp_sends WHERE user_id = $1 AND sent_at > $4`,
-  insertPendingSession: `WITH s AS (
-         INSERT INTO sessions (id, user_id, device_id, status, token_hash, otp_hash, otp_expires_at,
-                               otp_attempts_left, created_at, client_ip, user_agent)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10)
-         RETURNING id, user_id, device_id
-       )
-       INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) SELECT user_id, device_id, id, $8 FROM s`,
-  lockDevice: `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
-  lockSession: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1 FOR UPDATE OF s`,
-  revokeOthersOnDevice: `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
-        WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
-  markConfirmed: `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
-  findByTokenHash: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
-};
 
 function positive(value, fallback) {
   const n = Number(value);

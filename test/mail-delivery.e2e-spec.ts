@@ -87,6 +87,37 @@ describe('durable OTP mail delivery (pg-boss queue in PostgreSQL)', () => {
     }
   }, 40_000);
 
+  it('queues the job as pg-boss would: the otp-mail queue\'s retry settings, created state, sealed code', async () => {
+    await t.smtp.stop();
+    const to = email();
+    const started = await startLogin(t, othr(to)).expect(201);
+    const jobs = await t.db.query<Record<string, unknown>>(
+      `SELECT state, retry_limit, retry_delay, retry_backoff, expire_in::text AS expire_in, policy,
+              data->>'sessionId' AS session_id, data->>'to' AS "to", data ? 'sealedCode' AS sealed,
+              keep_until > now() AS kept
+         FROM pgboss.job WHERE name = 'otp-mail'`,
+    );
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({
+      retry_limit: 16,
+      retry_delay: 1,
+      retry_backoff: true,
+      expire_in: '00:01:00',
+      policy: 'standard',
+      session_id: started.body.uuid.replace(/^ses-/, ''),
+      to,
+      sealed: true,
+      kept: true,
+    });
+    expect(['created', 'retry']).toContain(jobs[0].state);
+  });
+
+  it('refuses to queue a mail for a queue that does not exist instead of losing it', async () => {
+    await expect(t.db.query(`SELECT enqueue_otp_mail('no-such-queue', '{}'::jsonb)`)).rejects.toThrow(
+      'mail queue "no-such-queue" does not exist',
+    );
+  });
+
   it('attempts a permanently rejecting server (5xx) once and drops the job', async () => {
     t.smtp.refuse = true;
     await startLogin(t, othr(email())).expect(201);

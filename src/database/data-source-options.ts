@@ -5,9 +5,10 @@ import { Session } from '../sessions/entities/session.entity.js';
 import { User } from '../sessions/entities/user.entity.js';
 import { InitialSchema1764403200000 } from './migrations/1764403200000-initial-schema.js';
 import { SweepIndexes1764489600000 } from './migrations/1764489600000-sweep-indexes.js';
+import { StartLoginFunction1764576000000 } from './migrations/1764576000000-start-login-function.js';
 
 export const ENTITIES = [User, Device, Session, OtpSend];
-export const MIGRATIONS = [InitialSchema1764403200000, SweepIndexes1764489600000];
+export const MIGRATIONS = [InitialSchema1764403200000, SweepIndexes1764489600000, StartLoginFunction1764576000000];
 
 /** The one source of database options, shared by the app, the migration command and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {

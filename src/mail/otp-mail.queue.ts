@@ -22,6 +22,18 @@ export interface OtpMailJob {
   validSeconds: number;
 }
 
+/** The job insert (migration 1764576000000): pg-boss `send()`'s row, with the queue's retry settings. */
+const ENQUEUE_SQL = 'SELECT enqueue_otp_mail($1, $2)';
+
+/** A login code to mail. */
+export interface OtpMail {
+  sessionId: string;
+  to: string;
+  code: string;
+  /** When the code stops working; the job is dropped after it. */
+  expiresAt: Date;
+}
+
 const BATCH_SIZE = 50;
 /** Fetch loops per replica: while one waits for its batch's slowest mail, another sends. */
 const WORKER_LOOPS = 2;
@@ -86,24 +98,29 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * Adds the mail for a session's code to the queue inside the caller's transaction.
-   * @param expiresAt when the code stops working; the job is dropped after it
+   * The queue and job data for a session's code mail, for `start_login` (SESSION_SQL), which inserts
+   * it with the session. The code is sealed (AES-256-GCM, bound to the session id).
    */
-  async enqueue(
-    manager: EntityManager,
-    mail: { sessionId: string; to: string; code: string; expiresAt: Date },
-  ): Promise<void> {
-    if (!this.boss) throw new Error('Mail queue is not started');
-    const job: OtpMailJob = {
-      sessionId: mail.sessionId,
-      to: mail.to,
-      sealedCode: seal(this.key, mail.code, mail.sessionId),
-      expiresAt: mail.expiresAt.toISOString(),
-      validSeconds: this.config.otp.ttl,
+  jobFor(mail: OtpMail): { queue: string; data: OtpMailJob } {
+    return {
+      queue: OTP_MAIL_QUEUE,
+      data: {
+        sessionId: mail.sessionId,
+        to: mail.to,
+        sealedCode: seal(this.key, mail.code, mail.sessionId),
+        expiresAt: mail.expiresAt.toISOString(),
+        validSeconds: this.config.otp.ttl,
+      },
     };
-    await this.boss.send(OTP_MAIL_QUEUE, job, {
-      db: { executeSql: (text, values) => preparedQuery(manager, text, values) },
-    });
+  }
+
+  /**
+   * Adds the mail for a session's code to the queue inside the caller's transaction, with the
+   * queue's retry settings (`enqueue_otp_mail`, the insert `start_login` uses too).
+   */
+  async enqueue(manager: EntityManager, mail: OtpMail): Promise<void> {
+    const { queue, data } = this.jobFor(mail);
+    await preparedQuery(manager, ENQUEUE_SQL, [queue, data]);
   }
 
   /**

@@ -3,6 +3,7 @@ import {
   confirmedExpiry,
   decideConfirm,
   isReusable,
+  sendWindow,
   type SendHistory,
   type SessionState,
 } from './session-rules.js';
@@ -342,5 +343,43 @@ describe('confirmedExpiry', () => {
     const t = new Date(confirmedAt);
     confirmedExpiry('othr', t, { othrTtl: 7200, mobiTtl: null });
     expect(t).toEqual(confirmedAt);
+  });
+});
+
+describe('sendWindow', () => {
+  /** The predicate `start_login` applies in PostgreSQL to the window (see the migration). */
+  const allowedBy = (w: ReturnType<typeof sendWindow>, h: SendHistory) =>
+    !((w.cooldownSince !== null && h.lastDeviceSendAt !== null && h.lastDeviceSendAt > w.cooldownSince) ||
+      h.sendsInLastHour >= w.maxSendsPerHour);
+
+  it('gives the thresholds of the configured limits', () => {
+    expect(sendWindow(NOW, LIMITS)).toEqual({
+      historySince: at(-HOUR),
+      hourAgo: at(-HOUR),
+      cooldownSince: at(-60 * SECOND),
+      maxSendsPerHour: 10,
+    });
+  });
+
+  it('reads further back than an hour when the cooldown is longer', () => {
+    expect(sendWindow(NOW, { resendCooldown: 7200, maxSendsPerHour: 3 }).historySince).toEqual(at(-2 * HOUR));
+  });
+
+  it('has no cooldown threshold when the cooldown is off', () => {
+    expect(sendWindow(NOW, { resendCooldown: 0, maxSendsPerHour: 3 }).cooldownSince).toBeNull();
+  });
+
+  it.each([
+    ['no history', history()],
+    ['send exactly one cooldown ago', history({ lastDeviceSendAt: at(-60 * SECOND) })],
+    ['send 1 ms inside the cooldown', history({ lastDeviceSendAt: at(-60 * SECOND + 1) })],
+    ['send just now', history({ lastDeviceSendAt: NOW })],
+    ['9 sends in the hour', history({ sendsInLastHour: 9, oldestSendInLastHourAt: at(-30 * MINUTE) })],
+    ['10 sends in the hour', history({ sendsInLastHour: 10, oldestSendInLastHourAt: at(-30 * MINUTE) })],
+    ['11 sends in the hour', history({ sendsInLastHour: 11, oldestSendInLastHourAt: at(-HOUR + 1) })],
+  ])('agrees with checkSendLimits: %s', (_name, h) => {
+    for (const limits of [LIMITS, { resendCooldown: 0, maxSendsPerHour: 10 }, { resendCooldown: 1, maxSendsPerHour: 1 }]) {
+      expect(allowedBy(sendWindow(NOW, limits), h)).toBe(checkSendLimits(h, NOW, limits) === null);
+    }
   });
 });

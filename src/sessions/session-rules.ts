@@ -48,6 +48,32 @@ export function checkSendLimits(history: SendHistory, now: Date, limits: SendLim
 }
 
 /**
+ * The thresholds of checkSendLimits as PostgreSQL applies them when it decides a send atomically
+ * (`start_login`): a send is allowed unless the device's last send is after `cooldownSince` or the
+ * address already has `maxSendsPerHour` sends after `hourAgo`. `historySince` is how far back the
+ * history must be read for both rules.
+ */
+export interface SendWindow {
+  historySince: Date;
+  hourAgo: Date;
+  /** Null when the cooldown is off. */
+  cooldownSince: Date | null;
+  maxSendsPerHour: number;
+}
+
+export function sendWindow(now: Date, limits: SendLimits): SendWindow {
+  const t = now.getTime();
+  const hourAgo = new Date(t - HOUR_MS);
+  const cooldownSince = limits.resendCooldown > 0 ? new Date(t - limits.resendCooldown * 1000) : null;
+  return {
+    historySince: cooldownSince && cooldownSince < hourAgo ? cooldownSince : hourAgo,
+    hourAgo,
+    cooldownSince,
+    maxSendsPerHour: limits.maxSendsPerHour,
+  };
+}
+
+/**
  * A session its token holder may be handed again without a new code: confirmed and not past
  * `expires_at`, or pending with an unexpired OTP and attempts left.
  */

@@ -4,7 +4,8 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { DeviceType } from './entities/device.entity.js';
 import type { SessionStatus } from './entities/session.entity.js';
 import { preparedQuery } from '../database/prepared-query.js';
-import type { SendHistory } from './session-rules.js';
+import type { SendHistory, SendWindow } from './session-rules.js';
+import { SESSION_COLUMNS, SESSION_JOINS, SESSION_SQL } from './session-statements.js';
 
 /** A session with its user and device, as the rules and the responses need it. */
 export interface SessionRecord {
@@ -41,12 +42,12 @@ export interface UserAndDevice {
   isNewDevice: boolean;
 }
 
-const SESSION_COLUMNS = `
-  s.id, s.status, s.token_hash AS "tokenHash", s.otp_hash AS "otpHash",
-  s.otp_expires_at AS "otpExpiresAt", s.otp_attempts_left AS "otpAttemptsLeft",
-  s.created_at AS "createdAt", s.confirmed_at AS "confirmedAt", s.expires_at AS "expiresAt",
-  s.client_ip AS "clientIp", s.user_agent AS "userAgent", s.last_seen_at AS "lastSeenAt",
-  u.id AS "userId", u.email, d.id AS "deviceId", d.type AS "deviceType", d.vendor_uuid AS "vendorUuid"`;
+export interface StartLoginResult extends UserAndDevice {
+  /** False when the send limits refused the send: nothing was inserted. */
+  created: boolean;
+  /** The sends the limits were decided on (before this one). */
+  history: SendHistory;
+}
 
 /** SQL condition: the session `s` can still be used at $now (see isReusable in session-rules.ts). */
 const LIVE_AT = (now: string) => `(
@@ -55,8 +56,6 @@ const LIVE_AT = (now: string) => `(
 
 /** Arbitrary constant naming the expiry sweep among PostgreSQL advisory locks. */
 const SWEEP_LOCK_KEY = 4_130_817_204;
-
-const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
 
 /**
  * Storage of users, devices, sessions and OTP sends. Methods that take an `EntityManager` run
@@ -78,40 +77,42 @@ export class SessionsRepository {
 
   /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device. */
   async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity): Promise<SessionRecord | null> {
-    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
-      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
-        WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
-      [tokenHash, device.email, device.type, device.vendorUuid],
-    );
+    const { rows } = await preparedQuery<SessionRecord>(this.dataSource, SESSION_SQL.findByTokenHashOnDevice, [
+      tokenHash,
+      device.email,
+      device.type,
+      device.vendorUuid,
+    ]);
     return rows[0] ?? null;
   }
 
   /**
-   * Finds or creates the user and the device in one statement. Leaves the user's row locked until
-   * the transaction ends, which serializes concurrent logins of one email address so that the send
-   * limits read afterwards are exact.
+   * POST /sessions for a new session, in one statement (`start_login`, one implicit transaction):
+   * finds or creates the user and the device (the user's row stays locked, so concurrent logins of
+   * one address count each other's sends), reads the send history, and, when `window` allows a send,
+   * inserts the pending session, its send record and the mail job; when it refuses, a user or device
+   * created by this call is deleted again. `session.userId` and `session.deviceId` are the ids to
+   * use if the user or device is new.
+   * @returns the actual ids, the history, and whether the session was created (false: limited)
    */
-  async upsertUserAndDevice(
-    manager: EntityManager,
-    ids: { userId: string; deviceId: string },
-    device: DeviceIdentity,
-    now: Date,
-  ): Promise<UserAndDevice> {
-    const { rows } = await preparedQuery<UserAndDevice>(manager,
-      `WITH u AS (
-         INSERT INTO users (id, email, created_at) VALUES ($1, $2, $6)
-         ON CONFLICT ON CONSTRAINT users_email_key DO UPDATE SET email = EXCLUDED.email
-         RETURNING id, (xmax = 0) AS inserted
-       ), d AS (
-         INSERT INTO devices (id, user_id, type, vendor_uuid, created_at)
-         SELECT $3, u.id, $4, $5::uuid, $6 FROM u
-         ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE SET type = EXCLUDED.type
-         RETURNING id, (xmax = 0) AS inserted
-       )
-       SELECT u.id AS "userId", d.id AS "deviceId", u.inserted AS "isNewUser", d.inserted AS "isNewDevice" FROM u, d`,
-      [ids.userId, device.email, ids.deviceId, device.type, device.vendorUuid, now],
+  async startLogin(
+    session: SessionRecord,
+    window: SendWindow,
+    mail: { queue: string; data: object },
+  ): Promise<StartLoginResult> {
+    const { rows } = await preparedQuery<UserAndDevice & SendHistory & { created: boolean }>(
+      this.dataSource,
+      SESSION_SQL.startLogin,
+      [
+        session.userId, session.email, session.deviceId, session.deviceType, session.vendorUuid, session.createdAt,
+        session.id, session.tokenHash, session.otpHash, session.otpExpiresAt, session.otpAttemptsLeft,
+        session.clientIp, session.userAgent,
+        window.historySince, window.hourAgo, window.cooldownSince, window.maxSendsPerHour,
+        mail.queue, mail.data,
+      ],
     );
-    return rows[0];
+    const { created, lastDeviceSendAt, sendsInLastHour, oldestSendInLastHourAt, ...ids } = rows[0];
+    return { ...ids, created, history: { lastDeviceSendAt, sendsInLastHour, oldestSendInLastHourAt } };
   }
 
   /** OTP sends of the user since `since` that the send limits need. */
@@ -132,20 +133,6 @@ export class SessionsRepository {
     return rows[0];
   }
 
-  /** Inserts a pending session and records its OTP send (at `createdAt`). */
-  async insertPendingSession(manager: EntityManager, s: SessionRecord): Promise<void> {
-    await preparedQuery(manager,
-      `WITH s AS (
-         INSERT INTO sessions (id, user_id, device_id, status, token_hash, otp_hash, otp_expires_at,
-                               otp_attempts_left, created_at, client_ip, user_agent)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10)
-         RETURNING id, user_id, device_id
-       )
-       INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) SELECT user_id, device_id, id, $8 FROM s`,
-      [s.id, s.userId, s.deviceId, s.tokenHash, s.otpHash, s.otpExpiresAt, s.otpAttemptsLeft, s.createdAt, s.clientIp, s.userAgent],
-    );
-  }
-
   /**
    * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
    * returns the session. Confirm and resend both lock in this order, so confirms of two sessions of
@@ -153,15 +140,9 @@ export class SessionsRepository {
    * @returns null when no such session exists
    */
   async lockDeviceAndSession(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
-    const { rows: devices } = await preparedQuery<{ id: string }>(manager,
-      `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
-      [sessionId],
-    );
+    const { rows: devices } = await preparedQuery<{ id: string }>(manager, SESSION_SQL.lockDevice, [sessionId]);
     if (devices.length === 0) return null;
-    const { rows } = await preparedQuery<SessionRecord>(manager,
-      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1 FOR UPDATE OF s`,
-      [sessionId],
-    );
+    const { rows } = await preparedQuery<SessionRecord>(manager, SESSION_SQL.lockSession, [sessionId]);
     return rows[0] ?? null;
   }
 
@@ -187,27 +168,17 @@ export class SessionsRepository {
 
   /** Revokes every other pending or confirmed session of the device (one live session per device). */
   async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<number> {
-    const { rowCount: count } = await preparedQuery(manager,
-      `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
-        WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
-      [deviceId, keepSessionId, now],
-    );
+    const { rowCount: count } = await preparedQuery(manager, SESSION_SQL.revokeOthersOnDevice, [deviceId, keepSessionId, now]);
     return count;
   }
 
   /** Confirms a pending session; its OTP hash is erased so the code can never be used again. */
   async markConfirmed(manager: EntityManager, sessionId: string, now: Date, expiresAt: Date | null): Promise<void> {
-    await preparedQuery(manager,
-      `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
-      [sessionId, now, expiresAt],
-    );
+    await preparedQuery(manager, SESSION_SQL.markConfirmed, [sessionId, now, expiresAt]);
   }
   /** The session whose token hashes to `tokenHash`, in any state. */
   async findByTokenHash(tokenHash: Buffer): Promise<SessionRecord | null> {
-    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
-      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
-      [tokenHash],
-    );
+    const { rows } = await preparedQuery<SessionRecord>(this.dataSource, SESSION_SQL.findByTokenHash, [tokenHash]);
     return rows[0] ?? null;
   }
 

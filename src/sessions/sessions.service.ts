@@ -9,7 +9,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { generateOtp, hashOtp, verifyOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
 import { SessionErrors } from './session.errors.js';
-import { checkSendLimits, confirmedExpiry, decideConfirm, isReusable } from './session-rules.js';
+import { checkSendLimits, confirmedExpiry, decideConfirm, isReusable, type SendHistory, sendWindow } from './session-rules.js';
 import { type DeviceIdentity, type SessionRecord, SessionsRepository } from './sessions.repository.js';
 
 /** A session as handed to its token holder. */
@@ -30,8 +30,6 @@ export interface StartLogin {
   userAgent: string | null;
 }
 
-const HOUR_MS = 3_600_000;
-
 /** The login rules of SPEC.md: start (or reuse) a session, confirm it with the emailed code. */
 @Injectable()
 export class SessionsService {
@@ -45,7 +43,8 @@ export class SessionsService {
 
   /**
    * POST /sessions: hands back the caller's own reusable session when it proves it with the token,
-   * otherwise creates a pending session and queues the email of its code (same transaction).
+   * otherwise creates a pending session and queues the email of its code, both in one statement
+   * (SessionsRepository.startLogin) that also applies the send limits.
    * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap)
    */
   async start(request: StartLogin): Promise<IssuedSession> {
@@ -60,38 +59,35 @@ export class SessionsService {
     const code = generateOtp();
     const sessionId = randomUUID();
     const { otp } = this.config;
-    const issued = await this.repository.transaction(async (manager) => {
-      const ids = await this.repository.upsertUserAndDevice(
-        manager,
-        { userId: randomUUID(), deviceId: randomUUID() },
-        request.device,
-        now,
-      );
-      await this.assertMaySend(manager, ids.userId, ids.deviceId, now);
-      const session: SessionRecord = {
-        id: sessionId,
-        status: 'pending',
-        tokenHash: hashToken(token),
-        otpHash: hashOtp(this.config.appSecret, sessionId, code),
-        otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
-        otpAttemptsLeft: otp.maxAttempts,
-        createdAt: now,
-        confirmedAt: null,
-        expiresAt: null,
-        userId: ids.userId,
-        email: request.device.email,
-        deviceId: ids.deviceId,
-        deviceType: request.device.type,
-        vendorUuid: request.device.vendorUuid,
-        clientIp: request.clientIp,
-        userAgent: request.userAgent,
-        lastSeenAt: null,
-      };
-      await this.repository.insertPendingSession(manager, session);
-      await this.mailQueue.enqueue(manager, { sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
-      return { session, token, isNewUser: ids.isNewUser, isNewDevice: ids.isNewDevice, created: true };
-    });
-
+    const session: SessionRecord = {
+      id: sessionId,
+      status: 'pending',
+      tokenHash: hashToken(token),
+      otpHash: hashOtp(this.config.appSecret, sessionId, code),
+      otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
+      otpAttemptsLeft: otp.maxAttempts,
+      createdAt: now,
+      confirmedAt: null,
+      expiresAt: null,
+      userId: randomUUID(), // used if the user is new
+      email: request.device.email,
+      deviceId: randomUUID(), // used if the device is new
+      deviceType: request.device.type,
+      vendorUuid: request.device.vendorUuid,
+      clientIp: request.clientIp,
+      userAgent: request.userAgent,
+      lastSeenAt: null,
+    };
+    const mail = this.mailQueue.jobFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
+    const result = await this.repository.startLogin(session, sendWindow(now, otp), mail);
+    if (!result.created) throw this.sendRefused(result.history, now);
+    const issued: IssuedSession = {
+      session: { ...session, userId: result.userId, deviceId: result.deviceId },
+      token,
+      isNewUser: result.isNewUser,
+      isNewDevice: result.isNewDevice,
+      created: true,
+    };
     this.mailQueue.wake();
     this.metrics.sessionsCreated.inc({ device_type: request.device.type });
     return issued;
@@ -193,18 +189,18 @@ export class SessionsService {
 
   /** @throws ApiError 429 when the device's cooldown or the address's hourly cap forbids a send now */
   private async assertMaySend(manager: EntityManager, userId: string, deviceId: string, now: Date): Promise<void> {
+    const window = sendWindow(now, this.config.otp);
+    const history = await this.repository.sendHistory(manager, userId, deviceId, window.hourAgo, window.historySince);
+    if (checkSendLimits(history, now, this.config.otp)) throw this.sendRefused(history, now);
+  }
+
+  /** The 429 for a send the limits refused, with the seconds until one would be accepted. */
+  private sendRefused(history: SendHistory, now: Date): ApiError {
     const { otp } = this.config;
-    const windowMs = Math.max(HOUR_MS, otp.resendCooldown * 1000);
-    const history = await this.repository.sendHistory(
-      manager,
-      userId,
-      deviceId,
-      new Date(now.getTime() - HOUR_MS),
-      new Date(now.getTime() - windowMs),
-    );
     const refusal = checkSendLimits(history, now, otp);
-    if (!refusal) return;
-    throw SessionErrors.rateLimited(
+    // start_login applies sendWindow's thresholds, the same rule: a refusal there is one here.
+    if (!refusal) throw new Error('Send limits disagree: PostgreSQL refused a send that checkSendLimits allows');
+    return SessionErrors.rateLimited(
       refusal.retryAfter,
       refusal.reason === 'cooldown'
         ? `A code was sent to this device less than ${otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`

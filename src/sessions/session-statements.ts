@@ -1,0 +1,27 @@
+/**
+ * The SQL of the hot paths, shared by SessionsRepository and the benchmark's SQL ceilings
+ * (`bench/run.mjs` imports it from `dist/`), so the ceiling always runs what the service runs.
+ * Constant texts: values are always parameters.
+ */
+
+export const SESSION_COLUMNS = `
+  s.id, s.status, s.token_hash AS "tokenHash", s.otp_hash AS "otpHash",
+  s.otp_expires_at AS "otpExpiresAt", s.otp_attempts_left AS "otpAttemptsLeft",
+  s.created_at AS "createdAt", s.confirmed_at AS "confirmedAt", s.expires_at AS "expiresAt",
+  s.client_ip AS "clientIp", s.user_agent AS "userAgent", s.last_seen_at AS "lastSeenAt",
+  u.id AS "userId", u.email, d.id AS "deviceId", d.type AS "deviceType", d.vendor_uuid AS "vendorUuid"`;
+
+export const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
+
+export const SESSION_SQL = {
+  findByTokenHashOnDevice: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
+    WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
+  /** Parameters in the order of `start_login` (migration 1764576000000). */
+  startLogin: `SELECT * FROM start_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+  lockDevice: `SELECT d.id FROM devices d WHERE d.id = (SELECT device_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
+  lockSession: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1 FOR UPDATE OF s`,
+  revokeOthersOnDevice: `UPDATE sessions SET status = 'revoked', otp_hash = NULL, ended_at = $3
+    WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
+  markConfirmed: `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
+  findByTokenHash: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
+} as const;
