@@ -1,11 +1,10 @@
-import { Module, RequestMethod, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import type { DestinationStream } from 'pino';
 import { CommonModule } from './common/common.module.js';
 import { AppConfigModule } from './config/app-config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
-import { jsonBodyMiddleware } from './http/json-body.middleware.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
@@ -19,7 +18,7 @@ export interface AppModuleOptions {
 }
 
 @Module({})
-export class AppModule implements NestModule {
+export class AppModule {
   static register(options: AppModuleOptions = {}): DynamicModule {
     return {
       module: AppModule,
@@ -35,14 +34,5 @@ export class AppModule implements NestModule {
         SessionsModule,
       ],
     };
-  }
-
-  /**
-   * JSON bodies only (415/413/400 otherwise). Mounted here rather than with `app.use` so that it runs
-   * after the request logger (a global module's middleware, mounted first): refused bodies still get
-   * their X-Request-Id and their request log line.
-   */
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(jsonBodyMiddleware).forRoutes({ path: '{/*splat}', method: RequestMethod.ALL });
   }
 }

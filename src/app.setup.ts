@@ -1,27 +1,37 @@
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import helmet from 'helmet';
+import helmet from '@fastify/helmet';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { PinoLogger } from 'nestjs-pino';
 import { AppConfig } from './config/app-config.js';
-import { ConfigurationError } from './config/environment.js';
 import { ApiExceptionFilter } from './http/api-exception.filter.js';
+import { registerJsonBodies } from './http/json-body.js';
 import { setupOpenApi } from './http/openapi.js';
+import { registerRequestLog } from './logging/request-log.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { SessionRateLimiter } from './rate-limit/rate-limit.module.js';
 
-/** HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. */
-export function configureApp(app: NestExpressApplication): NestExpressApplication {
+/**
+ * HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. Hooks run
+ * in this order on every request: security headers, request id, JSON body checks, per-IP limit.
+ * Call before `app.init()`: Fastify gives routes the hooks that exist when they are registered.
+ */
+export async function configureApp(app: NestFastifyApplication): Promise<NestFastifyApplication> {
   const config = app.get(AppConfig);
-  app.disable('x-powered-by');
-  try {
-    app.set('trust proxy', config.trustProxy);
-  } catch (error) {
-    throw new ConfigurationError(`Invalid configuration:\n  TRUST_PROXY: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const fastify = app.getHttpAdapter().getInstance();
   // No upgrade-insecure-requests: it would break /docs served over plain HTTP (development, internal).
-  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  await app.register(helmet, { contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   if (config.corsOrigins.length > 0) {
-    app.enableCors({ origin: config.corsOrigins, exposedHeaders: ['Retry-After', 'X-Request-Id', 'RateLimit', 'RateLimit-Policy'], maxAge: 600 });
+    app.enableCors({
+      origin: config.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+      exposedHeaders: ['Retry-After', 'X-Request-Id', 'RateLimit', 'RateLimit-Policy'],
+      maxAge: 600,
+      strictPreflight: false, // an OPTIONS without preflight headers is answered, not refused with a text 400
+    });
   }
-  app.use(app.get(MetricsService).httpMiddleware());
-  // JSON body parsing is module middleware (AppModule), after the request logger.
+  registerRequestLog(fastify, PinoLogger.root);
+  app.get(MetricsService).registerHttpHooks(fastify);
+  registerJsonBodies(fastify);
+  await app.get(SessionRateLimiter).register(fastify);
   app.useGlobalFilters(new ApiExceptionFilter());
   setupOpenApi(app);
   return app;

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { configureApp } from './app.setup.js';
@@ -8,14 +8,15 @@ import { AppConfig, loadAppConfig } from './config/app-config.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
+import { createHttpAdapter } from './http/http-adapter.js';
 
 async function bootstrap(): Promise<void> {
   // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
   loadDotEnv();
-  loadAppConfig(process.env);
+  const early = loadAppConfig(process.env);
 
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register(), {
-    bodyParser: false,
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(), createHttpAdapter(early), {
+    bodyParser: false, // JSON bodies only: http/json-body.ts
     bufferLogs: true,
     abortOnError: false, // let bootstrap() report start-up errors (a configuration error in one line)
   });
@@ -23,11 +24,11 @@ async function bootstrap(): Promise<void> {
   app.useLogger(logger);
   const config = app.get(AppConfig);
   const embedded = app.get(EmbeddedDatabaseHolder);
-  configureApp(app);
+  await configureApp(app);
   if (config.appSecretGenerated) {
     logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
   }
-  await app.listen(config.port);
+  await app.listen(config.port, '0.0.0.0');
   logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`, 'Bootstrap');
 
   // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
@@ -41,6 +42,10 @@ async function bootstrap(): Promise<void> {
       logger.error('Grace period over: exiting with requests still open', 'Bootstrap');
       process.exit(1);
     }, config.shutdownGracePeriod * 1000).unref();
+    // Keep-alive connections of requests in flight become idle once answered: close them then,
+    // instead of waiting for the keep-alive timeout.
+    const server = app.getHttpServer();
+    setInterval(() => server.closeIdleConnections(), 100).unref();
     app
       .close()
       .then(() => embedded.stop())

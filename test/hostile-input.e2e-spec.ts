@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { gzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { connect, type AddressInfo } from 'node:net';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { countRows, createPendingSession, errorBody, mailSettled, mobi, patchSession, sessionRow } from './support/factories.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
@@ -175,6 +176,26 @@ describe('hostile input', () => {
       const res = await postEncoded(bomb, 'gzip');
       expect(res.status).toBe(413);
       expect(res.body).toEqual(errorBody(413, 'payload_too_large'));
+    });
+
+    it('a br body that inflates past 16 KiB and then turns out corrupt → 413, and the process stays up', async () => {
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      process.on('uncaughtException', onUncaught);
+      try {
+        // Random hex compresses only to half: under 16 KiB sent, about 30 KB inflated before the break.
+        const whole = brotliCompressSync(JSON.stringify({ ...valid(), pad: randomBytes(15_000).toString('hex') }));
+        expect(whole.length).toBeLessThan(16 * 1024);
+        const bomb = Buffer.concat([whole.subarray(0, -200), Buffer.alloc(64, 0xff)]);
+        const res = await postEncoded(bomb, 'br');
+        expect(res.status).toBe(413);
+        expect(res.body).toEqual(errorBody(413, 'payload_too_large'));
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the inflater reports the corruption after the answer
+        expect(uncaught).toEqual([]);
+        expect((await request(t.http).get('/health/live')).status).toBe(200);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+      }
     });
 
     it('an unknown Content-Encoding → 415 unsupported_media_type', async () => {
@@ -672,6 +693,55 @@ describe('hostile input', () => {
       const res = await request(t.http).post('/sessions?mode=email').set('Authorization', authorization).send({ user: {} });
       expectInvalid(res, ['user.email', 'device']);
     });
+  });
+});
+
+describe('requests that are not valid HTTP (refused by the HTTP parser, before the service sees them)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(() => t.close());
+
+  /** Writes `bytes` on a new connection and returns everything the server sent until it closed. */
+  async function exchange(bytes: string): Promise<string> {
+    const server = t.http as unknown as Server;
+    if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(Buffer.from(bytes, 'latin1')));
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString('utf8')));
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+  }
+
+  it.each([
+    ['a control character in the path', 'GET /sessions/\x01 HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['an unknown method', 'BREW /sessions HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a header line without a colon', 'GET /health/live HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n'],
+  ])('%s → 400 bad_request as JSON, and the connection is closed', async (_name, bytes) => {
+    const answer = await exchange(bytes);
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(head).toMatch(/\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+    expect(head).toMatch(/\r\nConnection: close(\r\n|$)/);
+    expect(JSON.parse(body)).toEqual(errorBody(400, 'bad_request'));
+  });
+
+  it('headers over Node\'s limit → 431 headers_too_large as JSON', async () => {
+    const answer = await exchange(`GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(JSON.parse(body)).toEqual(errorBody(431, 'headers_too_large'));
+  });
+
+  it('a HEAD request that cannot be parsed → 400 with no body (a HEAD answer never has one)', async () => {
+    const answer = await exchange('HEAD /sessions/\x01 HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(answer).toMatch(/\r\nContent-Length: 0\r\n/);
+    expect(answer.endsWith('\r\n\r\n')).toBe(true);
   });
 });
 

@@ -122,7 +122,7 @@ describe('observability: health, request ids, request logs, no secrets in logs',
     });
   });
 
-  describe('request log for refused bodies (rejected before any endpoint runs)', () => {
+  describe('request log for refused bodies (rejected before the endpoint runs, logged under its route)', () => {
     it.each([
       ['415 for a non-JSON body', () => request(t.http).post('/sessions?mode=email').set('Content-Type', 'text/plain').send('hello'), 415],
       ['400 for malformed JSON', () => request(t.http).post('/sessions?mode=email').set('Content-Type', 'application/json').send('{"user":'), 400],
@@ -134,7 +134,7 @@ describe('observability: health, request ids, request logs, no secrets in logs',
       expect(res.headers['x-request-id']).toBe(id);
       const lines = await logs.waitForRequestLines(id);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ req: { id, method: 'POST', path: '/sessions' }, res: { statusCode: status }, route: 'unmatched' });
+      expect(lines[0]).toMatchObject({ req: { id, method: 'POST', path: '/sessions' }, res: { statusCode: status }, route: '/sessions' });
     });
   });
 
@@ -271,15 +271,15 @@ describe('observability: GET /metrics', () => {
     );
   });
 
-  it('labels requests that match no endpoint (404, refused bodies) as route="unmatched", never by raw path', async () => {
+  it('labels requests that match no endpoint (404) as route="unmatched" and refused bodies by their route, never by raw path', async () => {
     await request(t.http).get(`/no-such-route/${randomUUID()}`).expect(404);
     await request(t.http).post('/sessions?mode=email').set('Content-Type', 'application/json').send('{"user":').expect(400);
     await request(t.http).patch(`/sessions/ses-${randomUUID()}`).set('Content-Type', 'text/plain').send('123456').expect(415);
     const samples = parsePrometheus((await request(t.http).get('/metrics').expect(200)).text);
     const count = (labels: Record<string, string>) => sampleValue(samples, 'http_request_duration_seconds_count', labels);
     expect(count({ method: 'GET', route: 'unmatched', status: '404' })).toBe(1);
-    expect(count({ method: 'POST', route: 'unmatched', status: '400' })).toBe(1);
-    expect(count({ method: 'PATCH', route: 'unmatched', status: '415' })).toBe(1);
+    expect(count({ method: 'POST', route: '/sessions', status: '400' })).toBe(1);
+    expect(count({ method: 'PATCH', route: '/sessions/:uuid', status: '415' })).toBe(1);
     const routes = new Set(samplesOf(samples, 'http_request_duration_seconds_count').map((s) => s.labels.route));
     for (const route of routes) expect(['unmatched', '/metrics', '/health/live', '/health/ready', '/sessions', '/sessions/current', '/sessions/:uuid', '/sessions/:uuid/otp']).toContain(route);
   });

@@ -40,20 +40,16 @@ function swaggerParser(action: 'validate' | 'dereference', doc: unknown): Promis
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 const ERROR_REF = '#/components/schemas/ApiErrorDto';
 
-/** "METHOD /path" of every route registered on the Express router, `:param` written `{param}`. */
+/** "METHOD /path" of every route registered with Fastify, `:param` written `{param}`. */
 function servedRoutes(t: TestApp): string[] {
-  const express = t.app.getHttpAdapter().getInstance() as { router: { stack: { route?: { path: unknown; methods: Record<string, boolean> } }[] } };
   const routes = new Set<string>();
-  for (const layer of express.router.stack) {
-    if (!layer.route) continue; // middleware, not an endpoint
-    const path = layer.route.path;
-    if (typeof path !== 'string') throw new Error(`Unexpected route path ${String(path)}`);
-    // The OpenAPI UI and document themselves, and catch-all middleware mounts (`{/*splat}`, every method).
-    if (path === '/docs' || path.startsWith('/docs/') || path.startsWith('/docs-')) continue;
-    if (path.includes('*')) continue;
-    for (const [method, enabled] of Object.entries(layer.route.methods)) {
-      if (enabled && method !== '_all') routes.add(`${method.toUpperCase()} ${path.replace(/:(\w+)/g, '{$1}')}`);
-    }
+  for (const { method, url } of t.routes) {
+    // The OpenAPI UI and document themselves, and wildcard routes (static files, CORS preflight).
+    if (url === '/docs' || url.startsWith('/docs/') || url.startsWith('/docs-')) continue;
+    if (url.includes('*')) continue;
+    // Fastify answers HEAD for every GET route by itself.
+    if (method === 'HEAD' && t.routes.some((r) => r.method === 'GET' && r.url === url)) continue;
+    routes.add(`${method} ${url.replace(/:(\w+)/g, '{$1}')}`);
   }
   return [...routes].sort();
 }

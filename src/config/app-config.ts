@@ -26,7 +26,7 @@ export class AppConfig {
   session: { othrTtl: number; mobiTtl: number | null; retentionDays: number };
   /** Per-client-IP requests per minute on the session endpoints; 0 = off. Shared through Redis when set. */
   rateLimit: { perMinute: number; redisUrl: string | null };
-  /** Express `trust proxy` value: which proxies' X-Forwarded-For to believe for the client IP. */
+  /** Which proxies' X-Forwarded-For to believe for the client IP: false, true, a hop count, or proxy-addr rules. */
   trustProxy: boolean | number | string;
   /** Origins allowed by CORS; empty = no cross-origin access. */
   corsOrigins: string[];
@@ -83,7 +83,7 @@ function trustProxy(value: string | undefined): boolean | number | string {
   if (value === 'true') return true;
   if (/^\d+$/.test(value)) return Number(value);
   try {
-    proxyaddr.compile(value.split(',').map((entry) => entry.trim())); // what Express will do with it
+    proxyaddr.compile(value.split(',').map((entry) => entry.trim())); // what Fastify will do with it
   } catch (error) {
     throw new ConfigurationError(
       `Invalid configuration:\n  TRUST_PROXY=${JSON.stringify(value)}: ${error instanceof Error ? error.message : String(error)} ` +

@@ -81,7 +81,7 @@ export class EnvironmentVariables {
   @IsOptional() @IsInt() @Min(0, { message: '$property must be a whole number of requests, 0 to turn the limit off' })
   RATE_LIMIT_PER_MINUTE?: number;
 
-  /** Express "trust proxy": false, true, a hop count, or a comma list of addresses/subnets/names. */
+  /** Which proxies to believe (proxy-addr rules, as Express's "trust proxy"): false, true, a hop count, or a comma list of addresses/subnets/names. */
   @IsOptional() @Matches(/^(true|false|\d+|[0-9A-Za-z.:/,\s]+)$/, { message: '$property must be true, false, a hop count or a list of proxy addresses' })
   TRUST_PROXY?: string;
 

@@ -1,8 +1,9 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { ApiError } from '../common/api-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
+import { bodyReadError } from './json-body.js';
 
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'bad_request',
@@ -19,8 +20,9 @@ const CODE_BY_STATUS: Record<number, string> = {
 
 /**
  * The one place errors become HTTP responses: `{"statusCode","error","code","message", ...}`.
- * ApiErrors keep their code and details; other HttpExceptions get a code from their status;
- * anything else is logged and answered with a generic 500 (no stack or SQL leaves the process).
+ * ApiErrors keep their code and details; other HttpExceptions, and Fastify's errors for bodies it
+ * could not read, get a code from their status; anything else is logged with the request id and
+ * answered with a generic 500 (no stack or SQL leaves the process).
  */
 @Catch()
 export class ApiExceptionFilter implements ExceptionFilter {
@@ -28,12 +30,12 @@ export class ApiExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const context = host.switchToHttp();
-    const response = context.getResponse<Response>();
-    const request = context.getRequest<Request>();
+    const reply = context.getResponse<FastifyReply>();
+    const request = context.getRequest<FastifyRequest>();
     const error = this.toApiError(exception, request);
-    if (response.headersSent) return;
-    response.set(error.headers);
-    response.status(error.status).json({
+    if (reply.sent) return;
+    reply.headers(error.headers);
+    reply.status(error.status).send({
       statusCode: error.status,
       error: STATUS_CODES[error.status] ?? 'Error',
       code: error.code,
@@ -42,21 +44,24 @@ export class ApiExceptionFilter implements ExceptionFilter {
     });
   }
 
-  private toApiError(exception: unknown, request: Request): ApiError {
+  private toApiError(exception: unknown, request: FastifyRequest): ApiError {
     if (exception instanceof ApiError) return exception;
+    const path = request.url.split('?')[0];
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
-      const message = status === 404 ? `No route for ${request.method} ${request.path}.` : exception.message;
+      const message = status === 404 ? `No route for ${request.method} ${path}.` : exception.message;
       return new ApiError(status, CODE_BY_STATUS[status] ?? 'error', message);
     }
+    const unreadable = bodyReadError(exception);
+    if (unreadable) return unreadable;
     if (isDatabaseUnavailable(exception)) {
-      this.logger.warn(`Database unavailable on ${request.method} ${request.path}: ${String(exception)}`);
+      this.logger.warn(`Database unavailable on ${request.method} ${path} (request ${request.id}): ${String(exception)}`);
       return new ApiError(503, 'database_unavailable', 'The database is not reachable right now; try again shortly.', {}, {
         'Retry-After': '5',
       });
     }
     this.logger.error(
-      `Unhandled error on ${request.method} ${request.path}`,
+      `Unhandled error on ${request.method} ${path} (request ${request.id})`,
       exception instanceof Error ? exception.stack : String(exception),
     );
     return new ApiError(500, 'internal_error', 'Something went wrong on our side.');

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { routeOf } from '../logging/logging.module.js';
+import { routeOf } from '../http/route-of.js';
 
 /**
  * The service's Prometheus metrics (prom-client), in a registry of its own per application
@@ -47,17 +47,15 @@ export class MetricsService {
     });
   }
 
-  /** Express middleware timing every request (route pattern, not raw path, as label). */
-  httpMiddleware() {
-    return (req: Request, res: Response, next: NextFunction): void => {
-      const stop = this.httpDuration.startTimer();
-      res.once('finish', () => {
-        const route = routeOf(req);
-        stop({ method: req.method, route, status: String(res.statusCode) });
-        if (res.statusCode === 429) this.rateLimited.inc({ route });
-      });
-      next();
-    };
+  /** Times every response (route pattern, not raw path, as label) and counts the 429s. */
+  registerHttpHooks(fastify: FastifyInstance): void {
+    fastify.addHook('onResponse', (request, reply, done) => {
+      const route = routeOf(request);
+      const status = reply.statusCode;
+      this.httpDuration.observe({ method: request.method, route, status: String(status) }, reply.elapsedTime / 1000);
+      if (status === 429) this.rateLimited.inc({ route });
+      done();
+    });
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {

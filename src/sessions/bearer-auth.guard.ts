@@ -1,10 +1,10 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { parseBearer } from '../security/token.js';
 import { SessionAccessService } from './session-access.service.js';
 import type { SessionRecord } from './sessions.repository.js';
 
-type AuthenticatedRequest = Request & { session?: SessionRecord };
+type AuthenticatedRequest = FastifyRequest & { session?: SessionRecord };
 
 /** Lets a request through only with the bearer token of a confirmed, unexpired session (RFC 6750). */
 @Injectable()

@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { fromPublicId, toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
 import { validateBody } from '../http/validate-body.js';
@@ -52,18 +52,18 @@ export class SessionsController {
     @Query('mode') mode: unknown,
     @Headers('authorization') authorization: string | undefined,
     @Body() body: unknown,
-    @Req() request: Request,
-    @Res({ passthrough: true }) response: Response,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SessionResponseDto> {
     if (mode !== 'email') throw SessionErrors.unsupportedMode();
     const input = await validateBody(CreateSessionDto, body);
     const issued = await this.sessions.start({
       device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
       bearerToken: parseBearer(authorization),
-      clientIp: request.ip ?? null,
+      clientIp: request.ip || null,
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
     });
-    response.status(issued.created ? 201 : 200);
+    reply.status(issued.created ? 201 : 200);
     return SessionResponseDto.from(issued);
   }
 

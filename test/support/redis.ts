@@ -1,6 +1,7 @@
-import { ipKeyGenerator } from 'express-rate-limit';
+import { normalizeIP } from '@fastify/rate-limit';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
+import { RATE_LIMIT_IPV6_SUBNET, RATE_LIMIT_NAMESPACE } from '../../src/rate-limit/rate-limit.module.js';
 
 /**
  * Redis for the tests of the shared per-IP limit: only when TEST_REDIS_URL names one (CI sets it
@@ -8,8 +9,6 @@ import { randomBytes } from 'node:crypto';
  */
 export const TEST_REDIS_URL: string | undefined = process.env.TEST_REDIS_URL || undefined;
 
-/** The key prefix of src/rate-limit/rate-limit.module.ts. */
-export const RATE_LIMIT_KEY_PREFIX = 'sessions:rl:';
 
 /**
  * A client IP (an IPv6 address from the documentation range 2001:db8::/32, sent as
@@ -21,9 +20,9 @@ export function uniqueClientIp(): string {
   return `2001:db8:${((a << 8) | b).toString(16)}:${c.toString(16)}00::1`;
 }
 
-/** The Redis key the limiter counts `ip` under (express-rate-limit's own key function: /56 for IPv6). */
+/** The Redis key the limiter counts `ip` under (@fastify/rate-limit's own key function: /56 for IPv6). */
 export function rateLimitKey(ip: string): string {
-  return RATE_LIMIT_KEY_PREFIX + ipKeyGenerator(ip);
+  return RATE_LIMIT_NAMESPACE + normalizeIP(ip, RATE_LIMIT_IPV6_SUBNET);
 }
 
 /** A client for assertions on, and clean-up of, this test's own keys. */

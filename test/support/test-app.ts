@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
@@ -8,12 +8,16 @@ import type { App } from 'supertest/types.js';
 import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
 import { Clock } from '../../src/common/clock.js';
+import { loadAppConfig } from '../../src/config/app-config.js';
+import { createHttpAdapter } from '../../src/http/http-adapter.js';
 import { FakeClock } from './fake-clock.js';
 import { SmtpSink } from './smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
 
 export interface TestApp {
   app: INestApplication;
+  /** Every route Fastify registered: method and URL pattern (`/sessions/:uuid`). */
+  routes: { method: string; url: string }[];
   http: App;
   clock: FakeClock;
   smtp: SmtpSink;
@@ -37,32 +41,37 @@ export async function createTestApp(
   const db = options.database ?? (await createTestDatabase());
   const smtp = await SmtpSink.start();
   const clock = new FakeClock();
+  const appEnv = {
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    SMTP_URL: smtp.url,
+    APP_SECRET: TEST_SECRET,
+    MAIL_FROM: 'Login <login@test.local>',
+    LOG_LEVEL: 'fatal',
+    RATE_LIMIT_PER_MINUTE: '0', // per-IP limit off: every test client is 127.0.0.1; tested on its own
+    ...env,
+  };
   const moduleRef = await Test.createTestingModule({
-    imports: [
-      AppModule.register({
-        env: {
-          NODE_ENV: 'test',
-          DATABASE_URL: db.url,
-          SMTP_URL: smtp.url,
-          APP_SECRET: TEST_SECRET,
-          MAIL_FROM: 'Login <login@test.local>',
-          LOG_LEVEL: 'fatal',
-          RATE_LIMIT_PER_MINUTE: '0', // per-IP limit off: every test client is 127.0.0.1; tested on its own
-          ...env,
-        },
-        logStream: options.logStream,
-      }),
-    ],
+    imports: [AppModule.register({ env: appEnv, logStream: options.logStream })],
   })
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, bufferLogs: true });
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(createHttpAdapter(loadAppConfig(appEnv)), {
+    bodyParser: false,
+    bufferLogs: true,
+  });
   app.useLogger(app.get(Logger));
-  configureApp(app);
+  const routes: TestApp['routes'] = [];
+  app.getHttpAdapter().getInstance().addHook('onRoute', ({ method, url }) => {
+    for (const one of [method].flat()) routes.push({ method: one, url });
+  });
+  await configureApp(app);
   await app.init();
+  await app.getHttpAdapter().getInstance().ready();
   return {
     app,
+    routes,
     http: app.getHttpServer(),
     clock,
     smtp,
