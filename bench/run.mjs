@@ -203,7 +203,9 @@ async function main() {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const profileDir = join(RESULTS_DIR, 'profiles');
-    const nodeArgs = (env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean); // experiments, e.g. --max-semi-space-size=4
+    // The flags production runs with (package.json "start:prod"), then any of BENCH_SERVER_NODE_ARGS.
+    const prodFlags = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts['start:prod'].split(/\s+/).filter((a) => a.startsWith('--'));
+    const nodeArgs = [...prodFlags, ...(env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
     if (CPU_PROF) {
       await mkdir(profileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=server-${RUN_TAG}.cpuprofile`);
@@ -253,6 +255,8 @@ async function main() {
     const counts = (await q(`SELECT (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM users)::int AS users,
       (SELECT count(*) FROM devices)::int AS devices, (SELECT count(*) FROM otp_sends)::int AS otp_sends`))[0];
     log(`  seeded in ${seedSeconds.toFixed(1)} s; tables now hold ${JSON.stringify(counts)}`);
+    const plans = await explainHotStatements();
+    log(`  EXPLAIN of ${plans.length} hot-path statements: ${plans.every((p) => p.seqScans.length === 0) ? 'no sequential scan' : 'SEQUENTIAL SCANS'} (${plans.map((p) => `${p.statement}: ${p.scans.join(', ')}`).join('; ')})`);
     scenarios.push(await postNewUsers(2, `POST /sessions — new user, ${Math.round(counts.sessions / 1000)}k sessions in table (201)`, counts));
 
     // ---- 3. reuse with the token ----------------------------------------------------------------
@@ -372,7 +376,7 @@ async function main() {
       database: databaseKind,
       postgresSettings,
     };
-    const targets = evaluateTargets(scenarios);
+    const targets = evaluateTargets(scenarios, plans);
     const result = {
       date: new Date().toISOString(),
       machine,
@@ -392,6 +396,7 @@ async function main() {
       nodeHttpCeiling: bareResult,
       serviceWithoutDatabase: { route: 'GET /health/live', ...liveResult },
       serverIdleRssMiB: idleRssMiB,
+      plansAfterSeeding: plans,
       scenarios,
       targets,
       notes: [
@@ -633,6 +638,41 @@ async function main() {
       return { queued: before, left, seconds: round(seconds, 1) };
     }
 
+    /**
+     * EXPLAIN (planner statistics fresh after the seed's ANALYZE) of the statements the endpoints run,
+     * with values of a seeded session: the scans each plan uses, and any sequential scan of our tables.
+     */
+    async function explainHotStatements() {
+      const [x] = await q(`SELECT s.id, s.device_id, s.user_id, s.token_hash, u.email, d.type, d.vendor_uuid
+        FROM sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id
+        WHERE d.type = 'mobi' AND s.status = 'pending' LIMIT 1`);
+      const now = new Date();
+      const hourAgo = new Date(now.getTime() - 3_600_000);
+      const statements = {
+        findByTokenHash: [x.token_hash],
+        findByTokenHashOnDevice: [x.token_hash, x.email, x.type, x.vendor_uuid],
+        lockDevice: [x.id],
+        lockSession: [x.id],
+        revokeOthersOnDevice: [x.device_id, x.id, now],
+        markConfirmed: [x.id, now, null],
+        sendHistory: [x.user_id, x.device_id, hourAgo, hourAgo],
+      };
+      const plans = [];
+      for (const [statement, values] of Object.entries(statements)) {
+        const [row] = await q(`EXPLAIN (FORMAT JSON) ${SQL[statement]}`, values);
+        const scans = [];
+        const walk = (node) => {
+          if (node['Relation Name']) scans.push(`${node['Node Type']}${node['Index Name'] ? ` using ${node['Index Name']}` : ''} on ${node['Relation Name']}`);
+          else if (node['Index Name']) scans.push(`${node['Node Type']} using ${node['Index Name']}`);
+          (node.Plans ?? []).forEach(walk);
+        };
+        walk(row['QUERY PLAN'][0].Plan);
+        const seqScans = scans.filter((scan) => scan.startsWith('Seq Scan')).map((scan) => scan.replace(/^Seq Scan on /, ''));
+        plans.push({ statement, scans, seqScans });
+      }
+      return plans;
+    }
+
     /** Bulk-inserts `total` sessions (half othr, half mobi devices; 1 session and 1 send each). */
     async function seed(total) {
       const users = Math.ceil(total / 2);
@@ -714,7 +754,7 @@ async function main() {
     };
   }
 
-  function evaluateTargets(scenarios) {
+  function evaluateTargets(scenarios, plans) {
     const s = Object.fromEntries(scenarios.map((x) => [x.id, x]));
     const list = [];
     const add = (target, value, met) => list.push({ target, value, met });
@@ -727,6 +767,8 @@ async function main() {
     add('GET /sessions/current ≥ 3,000 req/s', `${fmt(s[5].service.reqPerSec)} req/s`, s[5].service.reqPerSec >= 3000);
     const peak = Math.max(...scenarios.map((x) => x.service.peakRssMiB));
     add('server RSS < 150 MiB under load', `peak ${peak.toFixed(0)} MiB`, peak < 150);
+    const seqScans = plans.flatMap((p) => p.seqScans.map((table) => `${p.statement} on ${table}`));
+    add(`no sequential scan in the hot statements (EXPLAIN, ${Math.round(SEED_SESSIONS / 1000)}k sessions)`, seqScans.length ? seqScans.join(', ') : `${plans.length} statements, index scans only`, seqScans.length === 0);
     return list;
   }
 
@@ -748,7 +790,7 @@ async function main() {
     const live = result.serviceWithoutDatabase;
     lines.push(
       '',
-      `The service's HTTP stack alone (GET /health/live: Nest, Express, helmet, pino-http, metrics; no SQL): ${fmt(live.reqPerSec)} req/s, p50 ${live.latencyMs.p50} ms, p99 ${live.latencyMs.p99} ms, peak RSS ${live.peakRssMiB.toFixed(0)} MiB, service CPU ${live.cpu.server.toFixed(2)} cores.`,
+      `The service's HTTP stack alone (GET /health/live: Nest on Fastify, helmet, request log, metrics; no SQL): ${fmt(live.reqPerSec)} req/s, p50 ${live.latencyMs.p50} ms, p99 ${live.latencyMs.p99} ms, peak RSS ${live.peakRssMiB.toFixed(0)} MiB, service CPU ${live.cpu.server.toFixed(2)} cores.`,
     );
     lines.push('', `CPU during the measured runs, in cores busy of ${m.cpuCount}: service / PostgreSQL / bench process (autocannon, SMTP sink, pg client) / kernel interrupts (loopback network) / other processes = machine; and CPU ms per request: service, PostgreSQL`);
     const c4 = (c) => `${c.server.toFixed(2)} / ${c.postgres.toFixed(2)} / ${c.bench.toFixed(2)} / ${c.irq.toFixed(2)} / ${c.other.toFixed(2)} = ${c.machine.toFixed(2)}`;

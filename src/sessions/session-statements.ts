@@ -24,4 +24,9 @@ export const SESSION_SQL = {
     WHERE device_id = $1 AND id <> $2 AND status IN ('pending', 'confirmed')`,
   markConfirmed: `UPDATE sessions SET status = 'confirmed', confirmed_at = $2, expires_at = $3, otp_hash = NULL WHERE id = $1`,
   findByTokenHash: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
+  /** The sends the limits need (resend; start_login runs the same query inside the function). */
+  sendHistory: `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
+          (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
+          min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
+     FROM otp_sends WHERE user_id = $1 AND sent_at > $4`,
 } as const;

@@ -123,13 +123,7 @@ export class SessionsRepository {
     hourAgo: Date,
     since: Date,
   ): Promise<SendHistory> {
-    const { rows } = await preparedQuery<SendHistory>(manager,
-      `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
-              (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
-              min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
-         FROM otp_sends WHERE user_id = $1 AND sent_at > $4`,
-      [userId, deviceId, hourAgo, since],
-    );
+    const { rows } = await preparedQuery<SendHistory>(manager, SESSION_SQL.sendHistory, [userId, deviceId, hourAgo, since]);
     return rows[0];
   }
 
