@@ -11,7 +11,7 @@ import { SessionRateLimiter } from './rate-limit/rate-limit.module.js';
 
 /**
  * HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. Hooks run
- * in this order on every request: security headers, request id, JSON body checks, per-IP limit.
+ * in this order on every request: security headers, request id, per-IP limit, JSON body checks.
  * Call before `app.init()`: Fastify gives routes the hooks that exist when they are registered.
  */
 export async function configureApp(app: NestFastifyApplication): Promise<NestFastifyApplication> {
@@ -30,8 +30,8 @@ export async function configureApp(app: NestFastifyApplication): Promise<NestFas
   }
   registerRequestLog(fastify, PinoLogger.root);
   app.get(MetricsService).registerHttpHooks(fastify);
+  await app.get(SessionRateLimiter).register(fastify); // before the body checks: refused bodies count too
   registerJsonBodies(fastify);
-  await app.get(SessionRateLimiter).register(fastify);
   app.useGlobalFilters(new ApiExceptionFilter());
   setupOpenApi(app);
   return app;

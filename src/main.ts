@@ -28,7 +28,7 @@ async function bootstrap(): Promise<void> {
   if (config.appSecretGenerated) {
     logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
   }
-  await app.listen(config.port, '0.0.0.0');
+  await listenOnAllAddresses(app, config.port);
   logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`, 'Bootstrap');
 
   // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
@@ -57,6 +57,16 @@ async function bootstrap(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+}
+
+/** Every IPv6 and IPv4 address, as Node's `server.listen(port)` does; IPv4 only where IPv6 is off. */
+async function listenOnAllAddresses(app: NestFastifyApplication, port: number): Promise<void> {
+  try {
+    await app.listen(port, '::');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT' && (error as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw error;
+    await app.listen(port, '0.0.0.0');
+  }
 }
 
 bootstrap().catch((error: unknown) => {

@@ -79,7 +79,7 @@ function expectNotLimited(res: request.Response): void {
   expect(res.status).toBeLessThan(500);
 }
 
-/** The draft-7 RateLimit headers of express-rate-limit: `limit=5, remaining=2, reset=60`. */
+/** The draft-7 RateLimit header: `limit=5, remaining=2, reset=60`. */
 function rateLimitHeader(res: request.Response): { limit: number; remaining: number; reset: number } {
   const match = /^limit=(\d+), remaining=(\d+), reset=(\d+)$/.exec(res.headers.ratelimit ?? '');
   if (!match) throw new Error(`No RateLimit header in ${JSON.stringify(res.headers)}`);
@@ -204,6 +204,25 @@ describe('per-IP request limit (RATE_LIMIT_PER_MINUTE), in memory', () => {
     expectNotLimited(await counted(t, '203.0.113.20, 203.0.113.21'));
   });
 
+  it('refused bodies count too: 415 answers carry the RateLimit headers and use up the count', async () => {
+    const t = await start({ RATE_LIMIT_PER_MINUTE: '3' });
+    for (let remaining = 2; remaining >= 0; remaining--) {
+      const res = await request(t.http).post('/sessions?mode=email').set('Content-Type', 'text/plain').send('hello');
+      expect(res.status).toBe(415);
+      expect(rateLimitHeader(res).remaining).toBe(remaining);
+    }
+    expectRateLimited(await startLogin(t, othr(uniqueEmail('after-415'))));
+  });
+
+  it.each(['garbage', '1.1.1.1:1234', 'x'.repeat(5_000)])(
+    'with TRUST_PROXY=1, an X-Forwarded-For of %s is not recorded as the client IP (the connection\'s address is)',
+    async (xff) => {
+      const t = await start({ RATE_LIMIT_PER_MINUTE: '1000', TRUST_PROXY: '1' });
+      const login = await startLogin(t, othr(uniqueEmail('xff-garbage'))).set('X-Forwarded-For', xff).expect(201);
+      expect((await sessionRow(t, login.body.uuid)).client_ip).toMatch(/^(::ffff:)?127\.0\.0\.1$|^::1$/);
+    },
+  );
+
   it('with TRUST_PROXY=true, all IPv6 addresses of one /56 share a count (no escape by rotating addresses)', async () => {
     const t = await start({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: 'true' });
     for (let i = 1; i <= 5; i++) expectNotLimited(await counted(t, `2001:db8:1:1${i}::${i}`));
@@ -247,6 +266,10 @@ describe('per-IP request limit (RATE_LIMIT_PER_MINUTE), in memory', () => {
     const t = await start({ RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: `redis://127.0.0.1:${closedPort}` });
     const results = await Promise.all(Array.from({ length: 5 }, () => counted(t)));
     for (const res of results) expect({ status: res.status, code: res.body.code }).toEqual({ status: 401, code: 'unauthorized' });
+    // Refused at once, not after the command time-out (500 ms) each: no offline queue.
+    const startedAt = Date.now();
+    for (let i = 0; i < 5; i++) expect((await counted(t)).status).toBe(401);
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
     const login = await startLogin(t, othr(uniqueEmail('redis-down')));
     expect(login.status).toBe(201);
     await request(t.http).get('/health/live').expect(200);

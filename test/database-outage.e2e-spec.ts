@@ -125,6 +125,7 @@ describe('database outage: 503 database_unavailable, then recovery without resta
       const { res, ms } = await timed(() => request(t.http).get('/health/ready'));
       expect(res.status).toBe(503);
       expect(res.body).toEqual(errorBody(503, 'database_unavailable', { details: { database: expect.objectContaining({ status: 'down' }) } }));
+      expect(res.headers['retry-after']).toBe('5');
       expect(ms).toBeLessThan(OUTAGE_ANSWER_MS);
       await request(t.http).get('/health/live').expect(200, { status: 'ok' });
     });

@@ -565,11 +565,20 @@ describe('hostile input', () => {
       expectError(res, 404, 'not_found');
     });
 
-    it('a route path that is not valid percent-encoding → 4xx, not 500', async () => {
-      const res = await request(t.http).patch('/sessions/%ZZ').set('Authorization', `Bearer ${existing.token}`).send({ otp_code: '123456' });
-      expect(res.status).toBeGreaterThanOrEqual(400);
-      expect(res.status).toBeLessThan(500);
-      expectError(res, res.status, res.body.code);
+    it.each([
+      ['PATCH', '/sessions/%ZZ'],
+      ['PATCH', '/sessions/%ED%A0%80'],
+      ['GET', '/health/live%'],
+      ['DELETE', '/sessions/ses-%'],
+    ])('%s %s (not valid percent-encoding) → 400 bad_request, with a request id', async (method, path) => {
+      const res = await request(t.http)[method.toLowerCase() as 'patch' | 'get' | 'delete'](path).set('Authorization', `Bearer ${existing.token}`);
+      expectError(res, 400, 'bad_request');
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
+    it.each([100, 5_000])('a session id of %i characters → 400 validation_failed (a malformed id, not a 414)', async (length) => {
+      const res = await request(t.http).delete(`/sessions/ses-${'a'.repeat(length)}`).set('Authorization', `Bearer ${existing.token}`);
+      expectError(res, 400, 'validation_failed');
     });
   });
 
@@ -697,6 +706,11 @@ describe('hostile input', () => {
 });
 
 describe('requests that are not valid HTTP (refused by the HTTP parser, before the service sees them)', () => {
+  it('a request must arrive whole within 30 s, body included (Fastify alone sets no limit)', async () => {
+    const server = t.http as unknown as Server;
+    expect(server.requestTimeout).toBe(30_000);
+  });
+
   let t: TestApp;
   beforeAll(async () => {
     t = await createTestApp();

@@ -171,6 +171,17 @@ describe('loadAppConfig', () => {
       expect(configError({ APP_SECRET: 'short' })).toContain('APP_SECRET must be at least 32 characters long');
     });
 
+    it.each([
+      ['APP_SECRET', '0123456789abcdef0123456789abcde'],
+      ['DATABASE_URL', 'mysql://user:SuperSecretPw@db/x'],
+      ['SMTP_URL', 'http://user:SmtpPw@mail.example'],
+    ])('never prints the value of %s, only its length', (name, value) => {
+      const message = configError({ [name]: value });
+      expect(message).toContain(`${name}=(${value.length} characters, not shown)`);
+      expect(message).not.toContain(value);
+      expect(message).not.toMatch(/SuperSecretPw|SmtpPw|0123456789abcdef/);
+    });
+
     it('names every invalid variable at once', () => {
       const message = configError({ OTP_TTL: 'abc', PORT: '70000', APP_SECRET: 'short' });
       expect(message).toContain('OTP_TTL=');

@@ -131,11 +131,19 @@ export function validateEnvironment(raw: Record<string, string | undefined>): En
   const errors = validateSync(env, { forbidUnknownValues: true, stopAtFirstError: true });
   if (errors.length > 0) {
     const lines = errors.map(
-      (e) => `  ${e.property}=${JSON.stringify(e.value)}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+      (e) => `  ${e.property}=${shown(e.property, e.value)}: ${Object.values(e.constraints ?? {}).join('; ')}`,
     );
     throw new ConfigurationError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return env;
+}
+
+/** Variables whose value is a secret, or may carry one (a password in a URL). */
+const SECRET = new Set(['APP_SECRET', 'DB_PASSWORD', 'DATABASE_URL', 'SMTP_URL', 'REDIS_URL']);
+
+/** A value as an error message may show it: secrets as their length only. */
+function shown(key: string, value: unknown): string {
+  return SECRET.has(key) ? `(${String(value).length} characters, not shown)` : JSON.stringify(value);
 }
 
 /** The list of keys, kept in one place with the class above. */

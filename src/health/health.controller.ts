@@ -31,7 +31,7 @@ export class HealthController {
     } catch (error) {
       if (!(error instanceof ServiceUnavailableException)) throw error;
       const result = error.getResponse() as HealthCheckResult;
-      throw new ApiError(503, 'database_unavailable', 'PostgreSQL is not reachable.', { details: result.details });
+      throw new ApiError(503, 'database_unavailable', 'PostgreSQL is not reachable.', { details: result.details }, { 'Retry-After': '5' });
     }
   }
 }

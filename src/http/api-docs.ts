@@ -21,5 +21,5 @@ export function ApiErrorResponses(...errors: [status: number, description: strin
 
 export const BODY_ERRORS: [number, string][] = [
   [413, '`payload_too_large`: body over 16 KiB.'],
-  [415, '`unsupported_media_type`: body not sent as JSON.'],
+  [415, '`unsupported_media_type`: a body not sent as JSON (UTF-8; identity, gzip, deflate or br).'],
 ];

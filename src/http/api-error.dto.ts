@@ -11,9 +11,10 @@ export class ApiErrorDto {
   @ApiProperty({
     example: 'otp_invalid',
     description:
-      'Stable machine-readable code: validation_failed, malformed_json, unsupported_mode, otp_invalid, otp_expired, ' +
-      'otp_attempts_exceeded, session_expired, session_revoked, session_not_pending, session_not_found, not_found, ' +
-      'unauthorized, rate_limited, payload_too_large, unsupported_media_type, database_unavailable, internal_error.',
+      'Stable machine-readable code: validation_failed, malformed_json, bad_request, unsupported_mode, otp_invalid, ' +
+      'otp_expired, otp_attempts_exceeded, session_expired, session_revoked, session_not_pending, session_not_found, ' +
+      'not_found, forbidden, unauthorized, rate_limited, payload_too_large, unsupported_media_type, request_timeout, ' +
+      'headers_too_large, database_unavailable, internal_error.',
   })
   code: string;
 

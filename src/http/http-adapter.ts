@@ -1,4 +1,5 @@
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -36,6 +37,20 @@ function answerClientError(error: Error & { code?: string; rawPacket?: unknown }
   socket.destroy();
 }
 
+/** Longest time a client may take to send a whole request (headers and body). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * The answer to a URL Fastify's router cannot read (broken percent-encoding), in the service's
+ * error shape, with the request id.
+ */
+function answerFrameworkError(_error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply
+    .header('X-Request-Id', request.id)
+    .status(400)
+    .send({ statusCode: 400, error: STATUS_CODES[400], code: 'bad_request', message: 'The URL is not valid (check its percent-encoding).' });
+}
+
 /**
  * TRUST_PROXY for Fastify, with Express's meaning kept: a hop count n believes the n nearest
  * addresses of X-Forwarded-For (Fastify itself trusts no hop for a bare number).
@@ -57,9 +72,15 @@ export function createHttpAdapter(config: Pick<AppConfig, 'trustProxy'>): Fastif
     skipMiddie: true,
     genReqId: requestId,
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
+    // A whole request, body included, must arrive within 30 s (Fastify's default is no limit).
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Requests that arrive on open connections during shutdown are served like any other.
+    return503OnClosing: false,
     // Keys like __proto__ reach the body validation, which names them (400 validation_failed).
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
-    routerOptions: { maxParamLength: 2_048 },
+    // Longer than any URL Node accepts (16 KiB of headers): a long id is the rules' 400, not a 414.
+    routerOptions: { maxParamLength: 65_535 },
   });
 }

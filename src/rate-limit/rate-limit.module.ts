@@ -1,5 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
-import { Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { ApiError } from '../common/api-error.js';
@@ -14,6 +14,9 @@ const WINDOW_MS = 60_000;
  * command fails and `skipOnError` lets the request through.
  */
 const REDIS_COMMAND_TIMEOUT_MS = 500;
+
+/** Redis connection errors are logged at most this often (ioredis reports every reconnect attempt). */
+const REDIS_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** Key prefix of the counters in Redis. */
 export const RATE_LIMIT_NAMESPACE = 'sessions:rl:';
@@ -30,19 +33,33 @@ export const RATE_LIMIT_IPV6_SUBNET = 56;
  * with `Retry-After`.
  *
  * If Redis cannot be reached, or does not answer within REDIS_COMMAND_TIMEOUT_MS, the request is let
- * through (`skipOnError`): the per-device, per-email and attempt limits live in PostgreSQL and
- * still hold.
+ * through (`skipOnError`; logged at most once a minute): the per-device, per-email and attempt
+ * limits live in PostgreSQL and still hold.
  */
 @Injectable()
 export class SessionRateLimiter implements OnApplicationShutdown {
+  private readonly logger = new Logger(SessionRateLimiter.name);
   private readonly redis: Redis | null;
+  private lastErrorLoggedAt = 0;
 
   constructor(@Inject(AppConfig) private readonly config: AppConfig) {
     const { perMinute, redisUrl } = config.rateLimit;
+    // No offline queue: while Redis is unreachable a count fails at once (and the request passes)
+    // instead of waiting for the command time-out.
     this.redis =
       perMinute > 0 && redisUrl
-        ? new Redis(redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: REDIS_COMMAND_TIMEOUT_MS })
+        ? new Redis(redisUrl, {
+            maxRetriesPerRequest: 1,
+            connectTimeout: 2_000,
+            commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+            enableOfflineQueue: false,
+          })
         : null;
+    this.redis?.on('error', (error: Error) => {
+      if (Date.now() - this.lastErrorLoggedAt < REDIS_ERROR_LOG_INTERVAL_MS) return;
+      this.lastErrorLoggedAt = Date.now();
+      this.logger.warn(`Redis for the per-IP limit: ${error.message}; requests pass uncounted until it is back`);
+    });
   }
 
   /** Installs the limit as an `onRequest` hook of the `/sessions` routes (before the body is read). */

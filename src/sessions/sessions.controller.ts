@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isIP } from 'node:net';
 import { fromPublicId, toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
 import { validateBody } from '../http/validate-body.js';
@@ -15,12 +16,24 @@ import type { SessionRecord } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
+
+/**
+ * The client address to record: `request.ip` (X-Forwarded-For as far as TRUST_PROXY believes it)
+ * when it is an IP address, otherwise the address of the connection.
+ */
+function clientIpOf(request: FastifyRequest): string | null {
+  return isIP(request.ip) ? request.ip : (request.socket.remoteAddress ?? null);
+}
 const SESSION_ID_PARAM = ApiParam({ name: 'uuid', example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833' });
 
 /** HTTP mapping of the session endpoints; the rules live in the services. */
 @ApiTags('sessions')
 @Controller('sessions')
-@ApiErrorResponses([429, '`rate_limited`: per-IP request limit (RATE_LIMIT_PER_MINUTE), or a per-device/per-email limit.'])
+@ApiErrorResponses(
+  [429, '`rate_limited`: per-IP request limit (RATE_LIMIT_PER_MINUTE), or a per-device/per-email limit.'],
+  [503, '`database_unavailable`: PostgreSQL is not reachable.'],
+  ...BODY_ERRORS,
+)
 export class SessionsController {
   constructor(
     private readonly sessions: SessionsService,
@@ -60,7 +73,7 @@ export class SessionsController {
     const issued = await this.sessions.start({
       device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
       bearerToken: parseBearer(authorization),
-      clientIp: request.ip || null,
+      clientIp: clientIpOf(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
     });
     reply.status(issued.created ? 201 : 200);
