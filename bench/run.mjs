@@ -1,8 +1,8 @@
 // Benchmark of the session service: `npm run bench` (builds first). See README, "Performance".
 //
 // Starts PostgreSQL (embedded in a temp dir, or BENCH_DATABASE_URL), an SMTP sink (smtp-server, in a
-// worker thread), the built service (`node dist/main.js`, NODE_ENV=production), and drives it with
-// autocannon on loopback. Beside each scenario it measures, in the same run, two ceilings: a bare
+// worker thread), the built service (`node dist/main.js` with the flags of "start:prod",
+// NODE_ENV=production), and drives it with autocannon on loopback. Beside each scenario it measures, in the same run, two ceilings: a bare
 // node:http server, and the SQL the endpoint runs, executed directly through pg at the same
 // concurrency. Prints a table and writes bench/results/latest.json and bench/last-run.json.
 //
