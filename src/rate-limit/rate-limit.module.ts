@@ -79,7 +79,8 @@ export class SessionRateLimiter implements OnApplicationShutdown {
     fastify.addHook('onRequest', async (request, reply) => {
       if (!routeOf(request).startsWith('/sessions')) return;
       const limit = await check(request);
-      if (limit.isAllowed) return;
+      // ttl 0: the store failed (skipOnError) and nothing was counted, so there is nothing to report.
+      if (limit.isAllowed || limit.ttl === 0) return;
       const reset = Math.max(1, limit.ttlInSeconds);
       reply.header('RateLimit-Policy', policy);
       reply.header('RateLimit', `limit=${max}, remaining=${limit.remaining}, reset=${reset}`);
