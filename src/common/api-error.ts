@@ -1,6 +1,9 @@
+import { STATUS_CODES } from 'node:http';
+
 /**
- * An error with a stable machine-readable `code`, rendered by the global exception filter as
- * `{"statusCode","error","code","message", ...details}` (RFC 9457's idea, in this service's shape).
+ * An error with a stable machine-readable `code`, rendered as `body()` (RFC 9457's idea, in this
+ * service's shape) by the global exception filter, and by the HTTP server for requests refused
+ * before routing.
  */
 export class ApiError extends Error {
   constructor(
@@ -13,5 +16,16 @@ export class ApiError extends Error {
     readonly headers: Record<string, string> = {},
   ) {
     super(message);
+  }
+
+  /** The response body: `{"statusCode","error","code","message", ...details}`. */
+  body(): Record<string, unknown> {
+    return {
+      statusCode: this.status,
+      error: STATUS_CODES[this.status] ?? 'Error',
+      code: this.code,
+      message: this.message,
+      ...this.details,
+    };
   }
 }

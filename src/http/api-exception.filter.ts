@@ -1,6 +1,5 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
 import { ApiError } from '../common/api-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
 import { bodyReadError } from './json-body.js';
@@ -35,13 +34,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
     const error = this.toApiError(exception, request);
     if (reply.sent) return;
     reply.headers(error.headers);
-    reply.status(error.status).send({
-      statusCode: error.status,
-      error: STATUS_CODES[error.status] ?? 'Error',
-      code: error.code,
-      message: error.message,
-      ...error.details,
-    });
+    reply.status(error.status).send(error.body());
   }
 
   private toApiError(exception: unknown, request: FastifyRequest): ApiError {

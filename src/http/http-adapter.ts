@@ -3,13 +3,14 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { ApiError } from '../common/api-error.js';
 import type { AppConfig } from '../config/app-config.js';
 import { BODY_LIMIT_BYTES } from './json-body.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** `X-Request-Id` from the client when it looks like an id, otherwise a new UUID v4. */
-export function requestId(req: IncomingMessage): string {
+function requestId(req: IncomingMessage): string {
   const incoming = req.headers['x-request-id'];
   return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
@@ -20,17 +21,17 @@ export function requestId(req: IncomingMessage): string {
  */
 function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, code, message] =
+  const answer =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'request_timeout', 'The request was not received in time.']
+      ? new ApiError(408, 'request_timeout', 'The request was not received in time.')
       : error.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'headers_too_large', 'The request headers are too large.']
-        : [400, 'bad_request', 'The request is not valid HTTP/1.1.'];
+        ? new ApiError(431, 'headers_too_large', 'The request headers are too large.')
+        : new ApiError(400, 'bad_request', 'The request is not valid HTTP/1.1.');
   const head = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
-  const body = head ? '' : JSON.stringify({ statusCode: status, error: STATUS_CODES[status], code, message });
+  const body = head ? '' : JSON.stringify(answer.body());
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
     );
   }
@@ -38,17 +39,15 @@ function answerClientError(error: Error & { code?: string; rawPacket?: unknown }
 }
 
 /** Longest time a client may take to send a whole request (headers and body). */
-export const REQUEST_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * The answer to a URL Fastify's router cannot read (broken percent-encoding), in the service's
  * error shape, with the request id.
  */
 function answerFrameworkError(_error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  reply
-    .header('X-Request-Id', request.id)
-    .status(400)
-    .send({ statusCode: 400, error: STATUS_CODES[400], code: 'bad_request', message: 'The URL is not valid (check its percent-encoding).' });
+  const answer = new ApiError(400, 'bad_request', 'The URL is not valid (check its percent-encoding).');
+  reply.header('X-Request-Id', request.id).status(answer.status).send(answer.body());
 }
 
 /**

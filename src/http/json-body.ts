@@ -24,7 +24,14 @@ const unsupportedType = () => new ApiError(415, 'unsupported_media_type', 'Send 
  * malformed JSON gets 400 `malformed_json`. gzip, deflate and br bodies are inflated.
  */
 export function registerJsonBodies(fastify: FastifyInstance): void {
-  fastify.addHook('onRequest', async (request) => checkBodyHeaders(request));
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    try {
+      checkBodyHeaders(request);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
   fastify.addHook('preParsing', async (request, _reply, payload) => decode(request, payload));
   fastify.removeAllContentTypeParsers();
   // checkBodyHeaders has already refused anything but JSON, so one parser serves every type.

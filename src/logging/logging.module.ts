@@ -38,9 +38,9 @@ export class LoggingModule {
             const options = {
               level: PINO_LEVEL[config.logLevel],
               redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-              // request-log.ts writes `req` and `res` already reduced to what may be logged.
+              // request-log.ts writes `req` and `res` already reduced to what may be logged: not
+              // through pino-http's request/response serializers.
               wrapSerializers: false,
-              serializers: { req: (req: object) => req, res: (res: object) => res },
               transport:
                 config.nodeEnv === 'development' && !stream
                   ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } }
