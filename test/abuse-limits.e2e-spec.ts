@@ -214,6 +214,13 @@ describe('per-IP request limit (RATE_LIMIT_PER_MINUTE), in memory', () => {
     expectRateLimited(await startLogin(t, othr(uniqueEmail('after-415'))));
   });
 
+  it('with TRUST_PROXY=1, forwarded values that are not IP addresses are counted as the connection\'s address (no fresh counts)', async () => {
+    const t = await start({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: '1' });
+    for (let i = 1; i <= 5; i++) expectNotLimited(await counted(t, `not-an-ip-${i}`));
+    expectRateLimited(await counted(t, 'not-an-ip-6'));
+    expectRateLimited(await counted(t));
+  });
+
   it.each(['garbage', '1.1.1.1:1234', 'x'.repeat(5_000)])(
     'with TRUST_PROXY=1, an X-Forwarded-For of %s is not recorded as the client IP (the connection\'s address is)',
     async (xff) => {

@@ -1,9 +1,10 @@
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import { Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { ApiError } from '../common/api-error.js';
 import { AppConfig } from '../config/app-config.js';
+import { clientIp } from '../http/client-ip.js';
 import { routeOf } from '../http/route-of.js';
 
 const WINDOW_MS = 60_000;
@@ -27,8 +28,8 @@ export const RATE_LIMIT_IPV6_SUBNET = 56;
 /**
  * Per-client-IP request limit of the session endpoints: RATE_LIMIT_PER_MINUTE requests per fixed
  * one-minute window (@fastify/rate-limit), counted in memory, or in Redis when REDIS_URL is set so
- * that every replica shares one count. The client IP is Fastify's `request.ip`, which believes
- * X-Forwarded-For only as far as TRUST_PROXY allows. Answers carry `RateLimit` and
+ * that every replica shares one count. The client is `clientIp()`: X-Forwarded-For only as far as
+ * TRUST_PROXY allows, and only an IP address. Answers carry `RateLimit` and
  * `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-07); a refusal is 429 `rate_limited`
  * with `Retry-After`.
  *
@@ -70,7 +71,7 @@ export class SessionRateLimiter implements OnApplicationShutdown {
       global: false,
       max,
       timeWindow: WINDOW_MS,
-      ipv6Subnet: RATE_LIMIT_IPV6_SUBNET,
+      keyGenerator: (request) => normalizeIP(clientIp(request), RATE_LIMIT_IPV6_SUBNET),
       skipOnError: true,
       ...(this.redis ? { redis: this.redis, nameSpace: RATE_LIMIT_NAMESPACE } : {}),
     });

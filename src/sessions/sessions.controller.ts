@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { isIP } from 'node:net';
 import { fromPublicId, toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
+import { clientIp } from '../http/client-ip.js';
 import { validateBody } from '../http/validate-body.js';
 import { parseBearer } from '../security/token.js';
 import { BearerAuthGuard, CurrentSession } from './bearer-auth.guard.js';
@@ -17,13 +17,6 @@ import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
 
-/**
- * The client address to record: `request.ip` (X-Forwarded-For as far as TRUST_PROXY believes it)
- * when it is an IP address, otherwise the address of the connection.
- */
-function clientIpOf(request: FastifyRequest): string | null {
-  return isIP(request.ip) ? request.ip : (request.socket.remoteAddress ?? null);
-}
 const SESSION_ID_PARAM = ApiParam({ name: 'uuid', example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833' });
 
 /** HTTP mapping of the session endpoints; the rules live in the services. */
@@ -73,7 +66,7 @@ export class SessionsController {
     const issued = await this.sessions.start({
       device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
       bearerToken: parseBearer(authorization),
-      clientIp: clientIpOf(request),
+      clientIp: clientIp(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
     });
     reply.status(issued.created ? 201 : 200);
