@@ -1,5 +1,5 @@
 # Build stage: install everything from the lock file and compile.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -9,7 +9,7 @@ RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the compiled app, as the unprivileged `node` user.
 # SIGTERM (docker stop) drains requests in flight, then exits 0 (SHUTDOWN_GRACE_PERIOD, 10 s).
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=8080
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
@@ -31,7 +30,7 @@ import { createTestDatabase, type TestDatabase } from './support/test-database.j
  */
 
 // Jest's default of 5 s per test and hook is short for starting two app instances on a busy machine.
-jest.setTimeout(30_000);
+vi.setConfig({ testTimeout: 30_000 });
 
 const sesId = () => `ses-${randomUUID()}`;
 const unknownToken = () => randomBytes(32).toString('base64url');

