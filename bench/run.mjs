@@ -4,7 +4,8 @@
 // worker thread), the built service (`node dist/main.js` with the flags of "start:prod",
 // NODE_ENV=production), and drives it with autocannon on loopback. Beside each scenario it measures, in the same run, two ceilings: a bare
 // node:http server, and the SQL the endpoint runs, executed directly through pg at the same
-// concurrency. Prints a table and writes bench/results/latest.json and bench/last-run.json.
+// concurrency. Prints a table and writes bench/results/latest.json and bench/results/run-<time>.json
+// (git-ignored: a run leaves the working tree clean; the README's table is updated by hand).
 //
 // Environment (all optional): BENCH_DATABASE_URL (a server where a database bench_<ts> is created
 // and dropped), BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
@@ -410,10 +411,11 @@ async function main() {
     };
     const json = `${JSON.stringify(result, null, 2)}\n`;
     await writeFile(join(RESULTS_DIR, 'latest.json'), json);
-    await writeFile(join(ROOT, 'bench', 'last-run.json'), json);
+    const runFile = join(RESULTS_DIR, `run-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await writeFile(runFile, json);
 
     process.stdout.write(`\n${renderTable(result)}\n`);
-    log(`results: ${relative(ROOT, join(RESULTS_DIR, 'latest.json'))} and bench/last-run.json`);
+    log(`results: ${relative(ROOT, join(RESULTS_DIR, 'latest.json'))} and ${relative(ROOT, runFile)}`);
     if (CPU_PROF) log(`CPU profile will be in ${relative(ROOT, profileDir)}/ once the service has exited`);
 
     // ============================================================================================
