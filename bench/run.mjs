@@ -9,10 +9,12 @@
 //
 // Environment (all optional): BENCH_DATABASE_URL (a server where a database bench_<ts> is created
 // and dropped), BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
-// BENCH_SEED_SESSIONS (100000), BENCH_TIME_BUDGET (280 s; the run aborts, cleaning up, past it),
+// BENCH_SEED_SESSIONS (100000), BENCH_TIME_BUDGET (400 s; the run aborts, cleaning up, past it),
+// BENCH_INBOX_RATES (50,200 logins/s) and BENCH_INBOX_SECONDS (10) for the time-to-inbox scenario,
 // BENCH_CPU_PROF=1 (server runs with --cpu-prof; profile in bench/results/profiles/),
 // BENCH_SERVER_NODE_ARGS (extra node flags for the service, for experiments).
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
+import { measureTimeToInbox } from './time-to-inbox.mjs';
 
 
 // ------------------------------------------------------------------------------------------------
@@ -23,6 +25,7 @@ async function smtpSinkThread() {
   const { SMTPServer } = await import('smtp-server');
   const CODE = /login code is (\d{6})/;
   const codes = new Map();
+  const receivedAt = new Map(); // recipient → when its (last) mail arrived, ms since the epoch
   let received = 0;
   const server = new SMTPServer({
     authOptional: true,
@@ -38,6 +41,7 @@ async function smtpSinkThread() {
         const code = CODE.exec(Buffer.concat(chunks).toString('latin1'))?.[1];
         const to = session.envelope.rcptTo[0]?.address?.toLowerCase();
         if (code && to) codes.set(to, code);
+        if (to) receivedAt.set(to, Date.now());
         callback();
       });
     },
@@ -50,6 +54,8 @@ async function smtpSinkThread() {
         return parentPort.postMessage({ id, result: server.server.address().port });
       case 'stats':
         return parentPort.postMessage({ id, result: { received, codes: codes.size } });
+      case 'receivedAt': // payload: emails; result: when each one's mail arrived (null when none came)
+        return parentPort.postMessage({ id, result: payload.map((email) => receivedAt.get(email) ?? null) });
       case 'codes': // payload: emails; result: their codes (null when no mail came)
         return parentPort.postMessage({ id, result: payload.map((email) => codes.get(email) ?? null) });
       case 'stop':
@@ -84,10 +90,12 @@ async function main() {
   const DURATION_S = positive(env.BENCH_DURATION, 10);
   const WARMUP_S = positive(env.BENCH_WARMUP, 2);
   const SEED_SESSIONS = positive(env.BENCH_SEED_SESSIONS, 100_000);
-  const TIME_BUDGET_S = positive(env.BENCH_TIME_BUDGET, 280);
+  const TIME_BUDGET_S = positive(env.BENCH_TIME_BUDGET, 400);
   const CPU_PROF = env.BENCH_CPU_PROF === '1';
   const SQL_POOL_MAX = 20; // the service's pool size (src/database/data-source-options.ts)
   const MAIL_DRAIN_WAIT_MS = 5_000;
+  const INBOX_RATES = (env.BENCH_INBOX_RATES ?? '50,200').split(',').map(Number).filter((n) => n > 0);
+  const INBOX_SECONDS = positive(env.BENCH_INBOX_SECONDS, 10);
   const RUN_TAG = Date.now().toString(36);
   const CLK_TCK = 100;
   let postmasterPid = null; // of our PostgreSQL, when it runs on this machine: its CPU is counted
@@ -365,6 +373,27 @@ async function main() {
       }));
     }
 
+    // ---- 6. time to inbox ---------------------------------------------------------------------
+    const timeToInbox = [];
+    for (const rate of INBOX_RATES) {
+      log(`scenario 6: time to inbox, ${rate} logins/s open loop for ${INBOX_SECONDS} s`);
+      const cpuBefore = cpuSnapshot(server.pid);
+      const result = await measureTimeToInbox({
+        base,
+        rate,
+        seconds: INBOX_SECONDS,
+        settleMs: 20_000,
+        tag: RUN_TAG,
+        receivedAt: (emails) => sink('receivedAt', emails),
+        backlog: mailBacklog,
+      });
+      const cpu = cpuDelta(cpuBefore, cpuSnapshot(server.pid));
+      result.cpuCores = { service: cpu.server, postgres: cpu.postgres };
+      timeToInbox.push(result);
+      const t = result.timeToInboxMs;
+      log(`  ${result.created} logins answered 201, ${result.delivered} mails received: p50 ${t.p50} ms, p99 ${t.p99} ms, max ${t.max} ms; not delivered ${result.notDelivered}; backlog at the last answer ${result.backlogWhenLastAnswered}`);
+    }
+
     // ---- report ---------------------------------------------------------------------------------
     for (const s of scenarios) s.nodeHttpCeilingReqPerSec = round(bareResult.reqPerSec);
     const machine = {
@@ -378,6 +407,14 @@ async function main() {
       postgresSettings,
     };
     const targets = evaluateTargets(scenarios, plans);
+    const inbox200 = timeToInbox.find((r) => r.ratePerSecond === 200);
+    if (inbox200) {
+      targets.push({
+        target: 'time to inbox at 200 logins/s: p99 < 1 s, nothing lost',
+        value: `p99 ${inbox200.timeToInboxMs.p99} ms, ${inbox200.notDelivered} not delivered of ${inbox200.created}`,
+        met: inbox200.notDelivered === 0 && inbox200.timeToInboxMs.p99 !== null && inbox200.timeToInboxMs.p99 < 1000,
+      });
+    }
     const result = {
       date: new Date().toISOString(),
       machine,
@@ -399,6 +436,7 @@ async function main() {
       serverIdleRssMiB: idleRssMiB,
       plansAfterSeeding: plans,
       scenarios,
+      timeToInbox,
       targets,
       notes: [
         'SQL ceiling: the statements the endpoint runs (imported from dist/sessions/session-statements.js, the texts SessionsRepository uses; for PATCH plus START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
@@ -811,6 +849,14 @@ async function main() {
     if (disturbed.length > 0) {
       lines.push(`  WARNING: other processes used more than 0.2 cores during scenario ${disturbed.map((s) => s.id).join(', ')}: those numbers are lower than this machine can do.`);
       for (const s of disturbed) lines.push(`    ${s.id}: ${[...s.service.cpu.busiestOthers, ...s.sqlCeiling.cpu.busiestOthers].join(', ')}`);
+    }
+    if (result.timeToInbox?.length) {
+      lines.push('', 'Time to inbox (POST /sessions answered 201 → the SMTP sink has the mail), open-loop logins of new addresses:', '',
+        '| logins/s | for s | 201 | delivered | not delivered | p50 ms | p99 ms | max ms | backlog at last 201 | CPU cores: service, PostgreSQL |',
+        '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+      for (const r of result.timeToInbox) {
+        lines.push(`| ${r.ratePerSecond} (${r.achievedRatePerSecond} achieved) | ${r.seconds} | ${r.created} | ${r.delivered} | ${r.notDelivered} | ${r.timeToInboxMs.p50} | ${r.timeToInboxMs.p99} | ${r.timeToInboxMs.max} | ${r.backlogWhenLastAnswered} | ${r.cpuCores.service}, ${r.cpuCores.postgres} |`);
+      }
     }
     lines.push('', 'Targets:');
     for (const t of result.targets) lines.push(`  [${t.met ? 'met' : 'NOT MET'}] ${t.target}: ${t.value}`);
