@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { configureApp } from './app.setup.js';
 import { AppConfig, loadAppConfig } from './config/app-config.js';
+import { useDevelopmentSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
@@ -13,6 +14,7 @@ import { createHttpAdapter } from './http/http-adapter.js';
 async function bootstrap(): Promise<void> {
   // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
   loadDotEnv();
+  const developmentSecret = useDevelopmentSecret(process.env);
   const early = loadAppConfig(process.env);
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(), createHttpAdapter(early), {
@@ -25,11 +27,22 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   const embedded = app.get(EmbeddedDatabaseHolder);
   await configureApp(app);
-  if (config.appSecretGenerated) {
+  if (developmentSecret) {
+    logger.warn(
+      `APP_SECRET is not set: using the development secret kept in ${developmentSecret.path}` +
+        `${developmentSecret.created ? ' (made now)' : ''}; production requires APP_SECRET.`,
+      'Bootstrap',
+    );
+  } else if (config.appSecretGenerated) {
     logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
   }
-  await listenOnAllAddresses(app, config.port);
-  logger.log(`Listening on http://localhost:${config.port} (NODE_ENV=${config.nodeEnv})`, 'Bootstrap');
+  if (config.host === null) await listenOnAllAddresses(app, config.port);
+  else await app.listen(config.port, config.host);
+  const shownHost = config.host === null ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.log(
+    `Listening on http://${shownHost}:${config.port} (${config.host === null ? 'every address' : `HOST=${config.host}`}, NODE_ENV=${config.nodeEnv})`,
+    'Bootstrap',
+  );
 
   // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
   // close the pools, stop the embedded PostgreSQL if any, exit 0. Past the grace period, exit 1 without waiting further.

@@ -95,9 +95,10 @@ describe('PATCH /sessions/{uuid} — confirm with the OTP', () => {
 
     it.each(BAD_IDS)('an id not of the form ses-<uuid> (%j) → 400 validation_failed, before Authorization and body', async (id) => {
       // No Authorization and an invalid body: the id is still what is reported.
-      expectError(await patchSession(t, id, { body: { otp_code: 123456 } }), 400, 'validation_failed');
-      expectError(await patchSession(t, id, { authorization: 'Basic abc', body: {} }), 400, 'validation_failed');
-      expectError(await patchSession(t, id, { authorization: 'Bearer abc', body: { otp_code: '123456' } }), 400, 'validation_failed');
+      // `fields` names the path parameter, as for a body field (README "Errors").
+      expectValidationFailed(await patchSession(t, id, { body: { otp_code: 123456 } }), 'uuid');
+      expectValidationFailed(await patchSession(t, id, { authorization: 'Basic abc', body: {} }), 'uuid');
+      expectValidationFailed(await patchSession(t, id, { authorization: 'Bearer abc', body: { otp_code: '123456' } }), 'uuid');
     });
 
     it('an id that is a real session id with another prefix or garbage appended → 400 validation_failed, and the session is untouched', async () => {
@@ -105,11 +106,7 @@ describe('PATCH /sessions/{uuid} — confirm with the OTP', () => {
       const before = await sessionRow(t, s.uuid);
       const bare = s.uuid.slice('ses-'.length);
       for (const id of [bare, `usr-${bare}`, `${s.uuid}x`, `${s.uuid}-1`]) {
-        expectError(
-          await patchSession(t, id, { authorization: `Bearer ${s.token}`, body: { otp_code: s.code } }),
-          400,
-          'validation_failed',
-        );
+        expectValidationFailed(await patchSession(t, id, { authorization: `Bearer ${s.token}`, body: { otp_code: s.code } }), 'uuid');
       }
       expect(await sessionRow(t, s.uuid)).toEqual(before);
     });

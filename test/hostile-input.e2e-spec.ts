@@ -578,7 +578,7 @@ describe('hostile input', () => {
 
     it.each([100, 5_000])('a session id of %i characters → 400 validation_failed (a malformed id, not a 414)', async (length) => {
       const res = await request(t.http).delete(`/sessions/ses-${'a'.repeat(length)}`).set('Authorization', `Bearer ${existing.token}`);
-      expectError(res, 400, 'validation_failed');
+      expectError(res, 400, 'validation_failed', { fields: ['uuid'] });
     });
   });
 
@@ -670,6 +670,7 @@ describe('hostile input', () => {
         await patchSession(t, id, { authorization: auth(), body: { otp_code: '123456' } }),
         400,
         'validation_failed',
+        { fields: ['uuid'] },
       );
     });
 

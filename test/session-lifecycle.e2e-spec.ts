@@ -543,7 +543,7 @@ describe('session lifecycle', () => {
             id,
             authorization,
             status: 400,
-            body: errorBody(400, 'validation_failed'),
+            body: errorBody(400, 'validation_failed', { fields: ['uuid'] }),
           });
         }
       }
@@ -725,7 +725,7 @@ describe('session lifecycle', () => {
       for (const id of ['abc', 'ses-123', session.uuid.slice(4)]) {
         for (const authorization of [undefined, bearer(session.token)]) {
           const res = await resend(t, id, authorization);
-          expect({ id, status: res.status, body: res.body }).toEqual({ id, status: 400, body: errorBody(400, 'validation_failed') });
+          expect({ id, status: res.status, body: res.body }).toEqual({ id, status: 400, body: errorBody(400, 'validation_failed', { fields: ['uuid'] }) });
         }
       }
       for (const authorization of [undefined, '', 'Bearer', `Basic ${session.token}`, `Bearer ${session.token} x`]) {

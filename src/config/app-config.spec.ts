@@ -35,7 +35,7 @@ describe('loadAppConfig', () => {
     });
 
     it('starts the embedded PostgreSQL in ./.data/postgres', () => {
-      expect(config.database).toEqual({ kind: 'embedded', dataDir: './.data/postgres' });
+      expect(config.database).toEqual({ kind: 'embedded', dataDir: './.data/postgres', port: 54329 });
     });
 
     it('prints mail to the log (no SMTP_URL) and logs at debug', () => {
@@ -66,6 +66,7 @@ describe('loadAppConfig', () => {
       OTHR_SESSION_TTL: '600',
       MOBI_SESSION_TTL: '86400',
       LOG_LEVEL: 'warn',
+      HOST: '10.0.0.5',
     });
     // toMatchObject: other settings are being added beside these.
     expect(config).toMatchObject({
@@ -78,11 +79,67 @@ describe('loadAppConfig', () => {
       otp: { ttl: 120, maxAttempts: 3, resendCooldown: 0, maxSendsPerHour: 20 },
       session: { othrTtl: 600, mobiTtl: 86_400 },
       logLevel: 'warn',
+      host: '10.0.0.5',
     });
   });
 
-  it('logs at "log" by default in production', () => {
-    expect(loadAppConfig({ NODE_ENV: 'production', APP_SECRET: SECRET, SMTP_URL: SMTP, DATABASE_URL: DB }).logLevel).toBe('log');
+  it('logs at info ("log") by default in production', () => {
+    expect(loadAppConfig({ NODE_ENV: 'production', APP_SECRET: SECRET, SMTP_URL: SMTP, DATABASE_URL: DB }).logLevel).toBe('info');
+  });
+
+  describe('LOG_LEVEL', () => {
+    it.each([
+      ['fatal', 'fatal'],
+      ['error', 'error'],
+      ['warn', 'warn'],
+      ['info', 'info'],
+      ['log', 'info'],
+      ['debug', 'debug'],
+      ['trace', 'trace'],
+      ['verbose', 'trace'],
+    ])('accepts %s (the logger level %s)', (name, level) => {
+      expect(loadAppConfig({ LOG_LEVEL: name }).logLevel).toBe(level);
+    });
+
+    it('refuses other names, listing the accepted ones', () => {
+      expect(configError({ LOG_LEVEL: 'warning' })).toContain(
+        'LOG_LEVEL="warning": LOG_LEVEL must be one of fatal, error, warn, info, log, debug, trace, verbose',
+      );
+    });
+  });
+
+  describe('HOST (listen address)', () => {
+    it('is localhost (loopback only) in development: the log shows login codes there', () => {
+      expect(loadAppConfig({}).host).toBe('localhost');
+      expect(loadAppConfig({ NODE_ENV: 'development' }).host).toBe('localhost');
+    });
+
+    it('is every address (null) outside development', () => {
+      expect(loadAppConfig({ NODE_ENV: 'production', APP_SECRET: SECRET, SMTP_URL: SMTP, DATABASE_URL: DB }).host).toBeNull();
+      expect(loadAppConfig({ NODE_ENV: 'test', SMTP_URL: SMTP }).host).toBeNull();
+    });
+
+    it.each(['0.0.0.0', '::', '127.0.0.1', '::1', 'api.internal'])('takes HOST=%s as given', (host) => {
+      expect(loadAppConfig({ HOST: host }).host).toBe(host);
+      expect(loadAppConfig({ NODE_ENV: 'production', APP_SECRET: SECRET, SMTP_URL: SMTP, DATABASE_URL: DB, HOST: host }).host).toBe(host);
+    });
+
+    it('refuses a value that is no address', () => {
+      expect(configError({ HOST: 'http://0.0.0.0' })).toMatch(/^\s*HOST="http:\/\/0\.0\.0\.0": HOST must be an IP address or host name/m);
+    });
+  });
+
+  describe('EMBEDDED_DB_PORT', () => {
+    it('is 54329 by default, and configurable', () => {
+      expect(loadAppConfig({}).database).toMatchObject({ kind: 'embedded', port: 54329 });
+      expect(loadAppConfig({ EMBEDDED_DB_PORT: '60001' }).database).toMatchObject({ kind: 'embedded', port: 60001 });
+    });
+
+    it.each(['abc', '0', '65536', '5432.5'])('refuses %j as a port', (value) => {
+      expect(configError({ EMBEDDED_DB_PORT: value })).toContain(
+        `EMBEDDED_DB_PORT=${JSON.stringify(value)}: EMBEDDED_DB_PORT must be a whole number, a TCP port from 1 to 65535`,
+      );
+    });
   });
 
   it('trims values', () => {
@@ -124,11 +181,11 @@ describe('loadAppConfig', () => {
     });
 
     it('uses EMBEDDED_DB_DIR for the embedded server', () => {
-      expect(loadAppConfig({ EMBEDDED_DB_DIR: './.data/pg2' }).database).toEqual({ kind: 'embedded', dataDir: './.data/pg2' });
+      expect(loadAppConfig({ EMBEDDED_DB_DIR: './.data/pg2' }).database).toEqual({ kind: 'embedded', dataDir: './.data/pg2', port: 54329 });
     });
 
     it('ignores DB_* parts without DB_HOST', () => {
-      expect(loadAppConfig({ DB_PORT: '5433', DB_NAME: 'x' }).database).toEqual({ kind: 'embedded', dataDir: './.data/postgres' });
+      expect(loadAppConfig({ DB_PORT: '5433', DB_NAME: 'x' }).database).toEqual({ kind: 'embedded', dataDir: './.data/postgres', port: 54329 });
     });
   });
 
@@ -156,7 +213,9 @@ describe('loadAppConfig', () => {
       ['DATABASE_URL', 'mysql://localhost/db'],
       ['SMTP_URL', 'http://mail.example.com'],
       ['NODE_ENV', 'staging'],
-      ['LOG_LEVEL', 'info'],
+      ['LOG_LEVEL', 'warning'],
+      ['HOST', 'a b'],
+      ['EMBEDDED_DB_PORT', 'x'],
     ])('%s=%j', (name, value) => {
       const message = configError({ [name]: value });
       expect(message).toMatch(new RegExp(`^\\s*${name}=`, 'm'));
@@ -165,6 +224,14 @@ describe('loadAppConfig', () => {
     it('says what a duration must be', () => {
       expect(configError({ OTP_TTL: '1.5' })).toContain('OTP_TTL must be a whole number of seconds, at least 1');
       expect(configError({ OTP_RESEND_COOLDOWN: '-1' })).toContain('OTP_RESEND_COOLDOWN must be a whole number of seconds, at least 0');
+    });
+
+    it.each(['PORT', 'DB_PORT'])('says that %s must be a whole number (a port), whatever is wrong with it', (name) => {
+      for (const value of ['abc', '1.5', '0', '70000', '-1']) {
+        expect(configError({ [name]: value })).toContain(
+          `${name}=${JSON.stringify(value)}: ${name} must be a whole number, a TCP port from 1 to 65535`,
+        );
+      }
     });
 
     it('says how long APP_SECRET must be', () => {
@@ -199,6 +266,25 @@ describe('loadAppConfig', () => {
   });
 
   describe('production requirements', () => {
+    it('lists every missing setting and every invalid value at once', () => {
+      const message = configError({ NODE_ENV: 'production', PORT: 'abc', OTP_TTL: '0', TRUST_PROXY: '10.0.0.0/99' });
+      expect(message.split('\n')).toEqual([
+        'Invalid configuration:',
+        '  PORT="abc": PORT must be a whole number, a TCP port from 1 to 65535',
+        '  OTP_TTL="0": OTP_TTL must be a whole number of seconds, at least 1',
+        '  APP_SECRET (at least 32 characters) is required when NODE_ENV=production',
+        '  SMTP_URL is required when NODE_ENV=production',
+        '  DATABASE_URL (or DB_HOST) is required when NODE_ENV=production',
+        expect.stringMatching(/^  TRUST_PROXY="10\.0\.0\.0\/99": /),
+      ]);
+    });
+
+    it('an invalid APP_SECRET is reported as invalid, not also as missing', () => {
+      const message = configError({ NODE_ENV: 'production', APP_SECRET: 'short', SMTP_URL: SMTP, DATABASE_URL: DB });
+      expect(message).toContain('APP_SECRET=(5 characters, not shown): APP_SECRET must be at least 32 characters long');
+      expect(message).not.toContain('is required');
+    });
+
     it('names APP_SECRET, SMTP_URL and the database when all are missing', () => {
       const message = configError({ NODE_ENV: 'production' });
       expect(message).toContain('APP_SECRET');
@@ -290,7 +376,7 @@ describe('loadAppConfig', () => {
       const config = loadAppConfig(empty);
       expect(config.nodeEnv).toBe('development');
       expect(config.port).toBe(8080);
-      expect(config.database).toEqual({ kind: 'embedded', dataDir: './.data/postgres' });
+      expect(config.database).toEqual({ kind: 'embedded', dataDir: './.data/postgres', port: 54329 });
       expect(config.appSecretGenerated).toBe(true);
       expect(config.mail).toEqual({ smtpUrl: null, from: 'Sessions <no-reply@localhost>' });
       expect(config.otp).toEqual({ ttl: 300, maxAttempts: 5, resendCooldown: 60, maxSendsPerHour: 10 });

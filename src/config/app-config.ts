@@ -1,12 +1,28 @@
 import { randomBytes } from 'node:crypto';
+import type { Level } from 'pino';
 import proxyaddr from 'proxy-addr';
-import { ConfigurationError, validateEnvironment } from './environment.js';
+import { checkEnvironment, ConfigurationError, type EnvironmentVariables, type LogLevelName } from './environment.js';
+
+/** Port of the embedded PostgreSQL unless EMBEDDED_DB_PORT says otherwise (stable, so Adminer and psql find it again). */
+export const DEFAULT_EMBEDDED_DB_PORT = 54329;
+
+/** Nest's level names as the pino levels they mean; pino's own names map to themselves. */
+const PINO_LEVEL: Record<LogLevelName, Level> = {
+  fatal: 'fatal',
+  error: 'error',
+  warn: 'warn',
+  info: 'info',
+  log: 'info',
+  debug: 'debug',
+  trace: 'trace',
+  verbose: 'trace',
+};
 
 /** Where the service's PostgreSQL is: a URL, the seed's DB_* parts, or the embedded server. */
 export type DatabaseTarget =
   | { kind: 'url'; url: string }
   | { kind: 'parts'; host: string; port: number; username: string; password: string; database: string }
-  | { kind: 'embedded'; dataDir: string };
+  | { kind: 'embedded'; dataDir: string; port: number };
 
 /**
  * The validated, typed configuration. Built once at boot from the environment.
@@ -15,6 +31,11 @@ export type DatabaseTarget =
 export class AppConfig {
   nodeEnv: 'development' | 'production' | 'test';
   port: number;
+  /**
+   * Address to listen on (HOST); null = every IPv6 and IPv4 address. Default: `localhost` (loopback
+   * only) in development, where codes are printed to the log; every address otherwise.
+   */
+  host: string | null;
   database: DatabaseTarget;
   /** Key for OTP HMACs (and future encryption); at least 32 characters. */
   appSecret: string;
@@ -32,29 +53,34 @@ export class AppConfig {
   corsOrigins: string[];
   /** Seconds requests in flight get to finish after SIGTERM. */
   shutdownGracePeriod: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  /** The pino level (LOG_LEVEL's Nest names mapped: log = info, verbose = trace). */
+  logLevel: Level;
 }
 
 /**
  * Builds the configuration from raw environment variables.
- * @throws ConfigurationError when a variable is invalid or a production requirement is missing
- *   (`APP_SECRET`, `SMTP_URL`, a database).
+ * @throws ConfigurationError listing, at once, every invalid variable and every production
+ *   requirement that is missing (`APP_SECRET`, `SMTP_URL`, a database).
  */
 export function loadAppConfig(raw: Record<string, string | undefined>): AppConfig {
-  const env = validateEnvironment(raw);
+  const { env, problems } = checkEnvironment(raw);
   const nodeEnv = env.NODE_ENV ?? 'development';
   const production = nodeEnv === 'production';
-  const missing: string[] = [];
 
-  if (production && !env.APP_SECRET) missing.push('APP_SECRET (at least 32 characters) is required when NODE_ENV=production');
+  // Checked on the raw values: an invalid APP_SECRET is reported above, not as missing too.
+  const given = (name: string) => Boolean(raw[name]?.trim());
+  if (production && !given('APP_SECRET')) problems.push('APP_SECRET (at least 32 characters) is required when NODE_ENV=production');
   // The log transport prints codes, so it is only allowed where nobody real receives them.
-  if (nodeEnv !== 'development' && !env.SMTP_URL) missing.push(`SMTP_URL is required when NODE_ENV=${nodeEnv}`);
-  if (production && !env.DATABASE_URL && !env.DB_HOST) missing.push('DATABASE_URL (or DB_HOST) is required when NODE_ENV=production');
-  if (missing.length > 0) throw new ConfigurationError(`Invalid configuration:\n  ${missing.join('\n  ')}`);
+  if (nodeEnv !== 'development' && !given('SMTP_URL')) problems.push(`SMTP_URL is required when NODE_ENV=${nodeEnv}`);
+  if (production && !given('DATABASE_URL') && !given('DB_HOST')) problems.push('DATABASE_URL (or DB_HOST) is required when NODE_ENV=production');
+  const trust = trustProxy(env.TRUST_PROXY);
+  if (typeof trust === 'object') problems.push(trust.problem);
+  if (problems.length > 0) throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
 
   return {
     nodeEnv,
     port: env.PORT ?? 8080,
+    host: env.HOST ?? (nodeEnv === 'development' ? 'localhost' : null),
     database: databaseTarget(env),
     appSecret: env.APP_SECRET ?? randomBytes(32).toString('base64url'),
     appSecretGenerated: !env.APP_SECRET,
@@ -71,29 +97,31 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
       retentionDays: env.SESSION_RETENTION_DAYS ?? 30,
     },
     rateLimit: { perMinute: env.RATE_LIMIT_PER_MINUTE ?? 60, redisUrl: env.REDIS_URL ?? null },
-    trustProxy: trustProxy(env.TRUST_PROXY),
+    trustProxy: trust as boolean | number | string,
     corsOrigins: env.CORS_ORIGINS ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim().replace(/\/$/, '')) : [],
     shutdownGracePeriod: env.SHUTDOWN_GRACE_PERIOD ?? 10,
-    logLevel: env.LOG_LEVEL ?? (production ? 'log' : 'debug'),
+    logLevel: PINO_LEVEL[env.LOG_LEVEL ?? (production ? 'info' : 'debug')],
   };
 }
 
-function trustProxy(value: string | undefined): boolean | number | string {
+/** TRUST_PROXY as Fastify takes it, or the problem with it. */
+function trustProxy(value: string | undefined): boolean | number | string | { problem: string } {
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
   if (/^\d+$/.test(value)) return Number(value);
   try {
     proxyaddr.compile(value.split(',').map((entry) => entry.trim())); // what Fastify will do with it
   } catch (error) {
-    throw new ConfigurationError(
-      `Invalid configuration:\n  TRUST_PROXY=${JSON.stringify(value)}: ${error instanceof Error ? error.message : String(error)} ` +
+    return {
+      problem:
+        `TRUST_PROXY=${JSON.stringify(value)}: ${error instanceof Error ? error.message : String(error)} ` +
         '(use true, false, a hop count, or IP addresses/subnets and loopback, linklocal, uniquelocal)',
-    );
+    };
   }
   return value;
 }
 
-function databaseTarget(env: ReturnType<typeof validateEnvironment>): DatabaseTarget {
+function databaseTarget(env: EnvironmentVariables): DatabaseTarget {
   if (env.DATABASE_URL) return { kind: 'url', url: env.DATABASE_URL };
   if (env.DB_HOST) {
     return {
@@ -105,5 +133,5 @@ function databaseTarget(env: ReturnType<typeof validateEnvironment>): DatabaseTa
       database: env.DB_NAME ?? 'sessiondb',
     };
   }
-  return { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR ?? './.data/postgres' };
+  return { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR ?? './.data/postgres', port: env.EMBEDDED_DB_PORT ?? DEFAULT_EMBEDDED_DB_PORT };
 }

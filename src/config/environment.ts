@@ -12,6 +12,15 @@ import {
 } from 'class-validator';
 
 const seconds = (min: number) => ({ message: `$property must be a whole number of seconds, at least ${min}` });
+/** One message for every way a port can be wrong (`abc`, `1.5`, `0`, `70000`). */
+const port = { message: '$property must be a whole number, a TCP port from 1 to 65535' };
+
+/**
+ * LOG_LEVEL names: pino's (fatal, error, warn, info, debug, trace: the names the log lines print)
+ * and Nest's (log = info, verbose = trace).
+ */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'log', 'debug', 'trace', 'verbose'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 /**
  * The environment variables the service reads, as documented in `.env.example`.
@@ -21,8 +30,12 @@ export class EnvironmentVariables {
   @IsOptional() @IsIn(['development', 'production', 'test'])
   NODE_ENV?: 'development' | 'production' | 'test';
 
-  @IsOptional() @IsInt() @Min(1) @Max(65535)
+  @IsOptional() @IsInt(port) @Min(1, port) @Max(65535, port)
   PORT?: number;
+
+  /** Address to listen on: an IP address or a host name (`localhost`: loopback, IPv4 and IPv6). */
+  @IsOptional() @Matches(/^[0-9A-Za-z.:_-]+$/, { message: '$property must be an IP address or host name to listen on, e.g. 127.0.0.1, ::, 0.0.0.0 or localhost' })
+  HOST?: string;
 
   @IsOptional() @Matches(/^postgres(ql)?:\/\/.+/, { message: '$property must be a postgres:// URL' })
   DATABASE_URL?: string;
@@ -30,7 +43,7 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   DB_HOST?: string;
 
-  @IsOptional() @IsInt() @Min(1) @Max(65535)
+  @IsOptional() @IsInt(port) @Min(1, port) @Max(65535, port)
   DB_PORT?: number;
 
   @IsOptional() @IsString()
@@ -92,13 +105,17 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   EMBEDDED_DB_DIR?: string;
 
-  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
-  LOG_LEVEL?: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  @IsOptional() @IsInt(port) @Min(1, port) @Max(65535, port)
+  EMBEDDED_DB_PORT?: number;
+
+  @IsOptional() @IsIn(LOG_LEVELS, { message: `$property must be one of ${LOG_LEVELS.join(', ')}` })
+  LOG_LEVEL?: LogLevelName;
 }
 
 const NUMERIC = new Set([
   'PORT',
   'DB_PORT',
+  'EMBEDDED_DB_PORT',
   'OTP_TTL',
   'OTP_MAX_ATTEMPTS',
   'OTP_RESEND_COOLDOWN',
@@ -120,6 +137,16 @@ export class ConfigurationError extends Error {
  * @throws ConfigurationError naming each invalid variable and what it must be.
  */
 export function validateEnvironment(raw: Record<string, string | undefined>): EnvironmentVariables {
+  const { env, problems } = checkEnvironment(raw);
+  if (problems.length > 0) throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  return env;
+}
+
+/**
+ * The environment with numbers converted, and one line per invalid variable (`NAME="value": what
+ * it must be`), so that a caller can add its own findings and report all of them at once.
+ */
+export function checkEnvironment(raw: Record<string, string | undefined>): { env: EnvironmentVariables; problems: string[] } {
   const plain: Record<string, unknown> = {};
   for (const key of Object.keys(new EnvironmentVariablesKeys())) {
     const value = raw[key]?.trim();
@@ -129,13 +156,13 @@ export function validateEnvironment(raw: Record<string, string | undefined>): En
   }
   const env = plainToInstance(EnvironmentVariables, plain);
   const errors = validateSync(env, { forbidUnknownValues: true, stopAtFirstError: true });
-  if (errors.length > 0) {
-    const lines = errors.map(
-      (e) => `  ${e.property}=${shown(e.property, e.value)}: ${Object.values(e.constraints ?? {}).join('; ')}`,
-    );
-    throw new ConfigurationError(`Invalid configuration:\n${lines.join('\n')}`);
-  }
-  return env;
+  const problems = errors.map(
+    // The value as written (`PORT="0"`), not as converted.
+    (e) => `${e.property}=${shown(e.property, raw[e.property]?.trim())}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+  );
+  // An invalid value is not used: the caller then sees the variable as unset (its default).
+  for (const e of errors) Reflect.deleteProperty(env, e.property);
+  return { env, problems };
 }
 
 /** Variables whose value is a secret, or may carry one (a password in a URL). */
@@ -172,5 +199,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   TRUST_PROXY = undefined;
   CORS_ORIGINS = undefined;
   EMBEDDED_DB_DIR = undefined;
+  EMBEDDED_DB_PORT = undefined;
+  HOST = undefined;
   LOG_LEVEL = undefined;
 }

@@ -3,7 +3,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgre
 
 /**
  * Resolves the configured database to a connection URL, starting the embedded PostgreSQL when no
- * database is configured (development only; production config requires one).
+ * database is configured (development only; production config requires one), on the configured
+ * port (EMBEDDED_DB_PORT) or, when another program holds it, on a free one (`embedded.portTaken`).
  */
 export async function resolveDatabaseUrl(
   target: DatabaseTarget,
@@ -17,7 +18,7 @@ export async function resolveDatabaseUrl(
       return { url: `postgres://${auth}@${target.host}:${target.port}/${encodeURIComponent(target.database)}`, embedded: null };
     }
     case 'embedded': {
-      const embedded = await startEmbeddedPostgres({ dataDir: target.dataDir, onLog: onEmbeddedLog });
+      const embedded = await startEmbeddedPostgres({ dataDir: target.dataDir, preferredPort: target.port, onLog: onEmbeddedLog });
       return { url: embedded.url, embedded };
     }
   }

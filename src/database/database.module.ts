@@ -45,6 +45,11 @@ const QUERY_TIMEOUT_MS = 5_000;
         const { url, embedded } = await resolveDatabaseUrl(config.database, (line) => logger.verbose(line));
         if (embedded) {
           startedEmbedded = embedded;
+          if (embedded.portTaken !== null) {
+            logger.warn(
+              `Port ${embedded.portTaken} (EMBEDDED_DB_PORT) is taken by another program: the embedded PostgreSQL uses port ${embedded.port} for this run`,
+            );
+          }
           logger.log(
             `Embedded PostgreSQL listening on 127.0.0.1:${embedded.port} ` +
               `(user postgres, password postgres, database postgres; data in ${config.database.kind === 'embedded' ? config.database.dataDir : ''})`,

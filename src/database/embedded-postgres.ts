@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 export interface EmbeddedDatabase {
   url: string;
   port: number;
+  /** The `preferredPort` that was taken by another program, when the server had to use `port` instead. */
+  portTaken: number | null;
   stop(): Promise<void>;
 }
 
@@ -49,19 +51,25 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
  * @param dataDir folder for the cluster's files; kept between runs unless `persistent` is false
  * @param onLog receives the server's own log lines (noisy; pass a debug logger)
  * @param port listen on this port instead of a free one (e.g. to restart a server where it was)
+ * @param preferredPort listen on this port when it is free, else on a free one (`portTaken` says so):
+ *   a stable port by default (EMBEDDED_DB_PORT), so that Adminer and psql find the server again
  * @param serverFlags more `postgres` command-line flags (e.g. `['-c', 'fsync=off']` for tests)
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   persistent?: boolean;
   port?: number;
+  preferredPort?: number;
   serverFlags?: string[];
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
-  const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
+  // A server left running on this folder by a killed run may hold the preferred port: stop it first.
+  await stopLeftoverServer(dataDir, log);
+  const preferred = options.port === undefined && options.preferredPort !== undefined ? options.preferredPort : null;
+  const port = options.port ?? (preferred !== null && (await isFree(preferred)) ? preferred : await freePort());
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgresClass({
     databaseDir: dataDir,
@@ -75,7 +83,6 @@ export async function startEmbeddedPostgres(options: {
     onError: (error) => log(String(error).trim()),
   });
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
-  await stopLeftoverServer(dataDir, log);
   try {
     await server.start();
   } catch (error) {
@@ -84,6 +91,7 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
+    portTaken: preferred !== null && preferred !== port ? preferred : null,
     stop: () => server.stop(),
   };
 }
@@ -135,6 +143,16 @@ async function isOrphan(pid: number): Promise<boolean> {
 function describe(error: unknown): string {
   if (error instanceof Error) return error.message;
   return error === undefined ? 'see the PostgreSQL log lines above (LOG_LEVEL=verbose)' : String(error);
+}
+
+/** Whether a server could listen on `port` of 127.0.0.1 (where the embedded server listens) now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once('error', () => resolveFree(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolveFree(true)));
+  });
 }
 
 function freePort(): Promise<number> {

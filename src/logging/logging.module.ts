@@ -1,6 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import type { DestinationStream, Level } from 'pino';
+import type { DestinationStream } from 'pino';
 import { AppConfig } from '../config/app-config.js';
 
 /** Header values that must never reach a log line (bearer tokens, cookies). */
@@ -10,15 +10,6 @@ export const REDACTED_PATHS = [
   'req.headers["proxy-authorization"]',
   'res.headers["set-cookie"]',
 ];
-
-const PINO_LEVEL: Record<AppConfig['logLevel'], Level> = {
-  fatal: 'fatal',
-  error: 'error',
-  warn: 'warn',
-  log: 'info',
-  debug: 'debug',
-  verbose: 'trace',
-};
 
 /**
  * JSON logs through pino: the application's logs (nestjs-pino's Logger), pretty-printed in
@@ -36,7 +27,7 @@ export class LoggingModule {
           inject: [AppConfig],
           useFactory: (config: AppConfig) => {
             const options = {
-              level: PINO_LEVEL[config.logLevel],
+              level: config.logLevel,
               redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
               // request-log.ts writes `req` and `res` already reduced to what may be logged: not
               // through pino-http's request/response serializers.

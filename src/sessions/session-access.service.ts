@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { hashToken } from '../security/token.js';
-import { SessionErrors } from './session.errors.js';
+import { SessionErrors, unauthorizedReason } from './session.errors.js';
 import { authenticates, LAST_SEEN_RESOLUTION, lastSeenIsStale } from './session-rules.js';
 import { type SessionRecord, SessionsRepository } from './sessions.repository.js';
 
@@ -22,8 +22,10 @@ export class SessionAccessService {
    */
   async authenticate(token: string | null): Promise<SessionRecord> {
     const now = this.clock.now();
-    const session = token ? await this.repository.findByTokenHash(hashToken(token)) : null;
-    if (!session || !authenticates(session, now)) throw SessionErrors.unauthorized();
+    if (!token) throw SessionErrors.unauthorized('missing');
+    const session = await this.repository.findByTokenHash(hashToken(token));
+    if (!session) throw SessionErrors.unauthorized('unknown');
+    if (!authenticates(session, now)) throw SessionErrors.unauthorized(unauthorizedReason(session.status));
     if (lastSeenIsStale(session.lastSeenAt, now)) {
       await this.repository.touchLastSeen(session.id, now, new Date(now.getTime() - LAST_SEEN_RESOLUTION * 1000));
       return { ...session, lastSeenAt: now };
@@ -46,9 +48,9 @@ export class SessionAccessService {
   async revoke(sessionId: string, token: string): Promise<void> {
     const now = this.clock.now();
     const caller = await this.repository.findByTokenHash(hashToken(token));
-    if (!caller) throw SessionErrors.unauthorized();
+    if (!caller) throw SessionErrors.unauthorized('unknown');
     if (caller.id !== sessionId) {
-      if (!authenticates(caller, now)) throw SessionErrors.unauthorized();
+      if (!authenticates(caller, now)) throw SessionErrors.unauthorized(unauthorizedReason(caller.status));
       const target = await this.repository.findById(sessionId);
       if (!target || target.userId !== caller.userId) throw SessionErrors.notFound();
     }

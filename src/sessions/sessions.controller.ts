@@ -183,7 +183,7 @@ export class SessionsController {
 
   private requireBearer(authorization: string | undefined): string {
     const token = parseBearer(authorization);
-    if (!token) throw SessionErrors.unauthorized();
+    if (!token) throw SessionErrors.unauthorized('missing');
     return token;
   }
 }

@@ -106,7 +106,7 @@ export class SessionsService {
     const outcome = await this.repository.transaction(async (manager): Promise<SessionRecord | ApiError> => {
       const session = await this.repository.lockDeviceAndSession(manager, sessionId);
       if (!session) throw SessionErrors.notFound();
-      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
+      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
 
       const decision = decideConfirm(session, now, () =>
         verifyOtp(this.config.appSecret, session.id, code, session.otpHash),
@@ -166,7 +166,7 @@ export class SessionsService {
       await this.repository.lockUserOfSession(manager, sessionId);
       const session = await this.repository.lockDeviceAndSession(manager, sessionId);
       if (!session) throw SessionErrors.notFound();
-      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized();
+      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
       if (session.status !== 'pending' || !isReusable(session, now)) {
         if (session.status === 'pending') await this.repository.markExpired(manager, session.id, now);
         return SessionErrors.sessionNotPending();
