@@ -194,7 +194,7 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
           expect({ route, status, content: response.content }).toEqual({
             route,
             status,
-            content: { 'application/json': { schema: { $ref: ERROR_REF } } },
+            content: { 'application/json': { schema: { $ref: ERROR_REF }, examples: expect.any(Object) } },
           });
         }
         if (status === '429') {
@@ -232,7 +232,13 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
       expect({ route, parameters: operation(doc, route).parameters }).toEqual({
         route,
         parameters: expect.arrayContaining([
-          expect.objectContaining({ name: 'uuid', in: 'path', required: true, schema: expect.objectContaining({ type: 'string', example: expect.stringMatching(/^ses-[0-9a-f-]{36}$/) }) }),
+          expect.objectContaining({
+            name: 'uuid',
+            in: 'path',
+            required: true,
+            description: expect.stringContaining('ses-'),
+            schema: expect.objectContaining({ type: 'string', pattern: expect.any(String), example: expect.stringMatching(/^ses-[0-9a-f-]{36}$/) }),
+          }),
         ]),
       });
     }
@@ -248,6 +254,95 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
       required: ['otp_code'],
       properties: { otp_code: { type: 'string', pattern: '^[0-9]{6}$', example: expect.stringMatching(/^\d{6}$/) } },
     });
+  });
+
+  it('lists its tags in reading order: sessions first, then health and metrics, each with a description', () => {
+    expect(doc.tags.map((tag: Json) => tag.name)).toEqual(['sessions', 'health', 'metrics']);
+    for (const tag of doc.tags) expect({ tag: tag.name, description: tag.description }).toEqual({ tag: tag.name, description: expect.stringMatching(/\S/) });
+    const used = new Set(documentedRoutes(doc).flatMap((route) => operation(doc, route).tags ?? []));
+    expect([...used].sort()).toEqual(['health', 'metrics', 'sessions']);
+  });
+
+  it('gives every error response examples of its own status, one per code its description names (not one 400 example for all)', () => {
+    const seen = new Map<string, Set<string>>();
+    for (const route of documentedRoutes(doc)) {
+      for (const [status, response] of Object.entries<Json>(operation(doc, route).responses)) {
+        if (Number(status) < 400) continue;
+        const examples: Json = response.content['application/json'].examples;
+        const codes = [...String(response.description).matchAll(/`([a-z_]+)`/g)]
+          .map((m) => m[1])
+          .filter((word) => !['fields', 'attempts_remaining', 'retry_after', 'details'].includes(word));
+        expect({ route, status, codes: codes.length > 0 }).toEqual({ route, status, codes: true });
+        const values = Object.values(examples).map((example: Json) => example.value);
+        expect({ route, status, exampleCodes: [...new Set(values.map((v) => v.code))].sort() }).toEqual({ route, status, exampleCodes: [...new Set(codes)].sort() });
+        for (const value of values) {
+          expect({ route, status, value }).toEqual({
+            route,
+            status,
+            value: expect.objectContaining({ statusCode: Number(status), error: expect.any(String), code: expect.any(String), message: expect.stringMatching(/\S/) }),
+          });
+          expect({ route, status, problems: schemaProblems(resolved.components.schemas.ApiErrorDto, value) }).toEqual({ route, status, problems: [] });
+          if (!seen.has(status)) seen.set(status, new Set());
+          seen.get(status)!.add(value.code);
+        }
+      }
+    }
+    expect(Object.fromEntries([...seen].map(([status, codes]) => [status, [...codes].sort()]))).toEqual({
+      400: ['malformed_json', 'otp_attempts_exceeded', 'otp_expired', 'otp_invalid', 'session_expired', 'session_revoked', 'unsupported_mode', 'validation_failed'],
+      401: ['unauthorized'],
+      404: ['session_not_found'],
+      409: ['session_not_pending'],
+      413: ['payload_too_large'],
+      415: ['unsupported_media_type'],
+      429: ['rate_limited'],
+      503: ['database_unavailable'],
+    });
+    // The example of a malformed session id names the path parameter.
+    const idExample = operation(doc, 'DELETE /sessions/{uuid}').responses['400'].content['application/json'].examples;
+    expect(Object.values<Json>(idExample).map((e) => e.value)).toEqual([expect.objectContaining({ code: 'validation_failed', fields: ['uuid'] })]);
+  });
+
+  it('shows a new login as pending: confirmed_at and expires_at null; a confirmation with both set', () => {
+    const created = operation(doc, 'POST /sessions').responses['201'].content['application/json'].example;
+    expect(created).toMatchObject({ status: 'pending', confirmed_at: null, expires_at: null, otp_expires_at: expect.any(String) });
+    expect(schemaProblems(resolved.components.schemas.SessionResponseDto, created)).toEqual([]);
+    const reused = operation(doc, 'POST /sessions').responses['200'].content['application/json'].examples;
+    expect(reused.pending.value).toMatchObject({ status: 'pending', confirmed_at: null, expires_at: null });
+    expect(reused.confirmed.value).toMatchObject({ status: 'confirmed', confirmed_at: expect.any(String) });
+    const confirmed = operation(doc, 'PATCH /sessions/{uuid}').responses['200'].content['application/json'].example;
+    expect(confirmed).toMatchObject({ status: 'confirmed', confirmed_at: expect.any(String), expires_at: expect.any(String) });
+    expect(schemaProblems(resolved.components.schemas.SessionResponseDto, confirmed)).toEqual([]);
+  });
+
+  it('documents error examples that are what the endpoints really answer', async () => {
+    /** The documented example of `code` in `route`'s `status` answer. */
+    const documented = (route: string, status: number, key: string): Json =>
+      operation(doc, route).responses[String(status)].content['application/json'].examples[key].value;
+    const json = { 'Content-Type': 'application/json' };
+    const session = await createPendingSession(t, othr(uniqueEmail('docs-errors')));
+    const answers: [string, number, string, request.Test][] = [
+      ['POST /sessions', 400, 'unsupported_mode', request(t.http).post('/sessions?mode=sms').send(othr(uniqueEmail()))],
+      ['POST /sessions', 400, 'malformed_json', request(t.http).post('/sessions?mode=email').set(json).send('{"user":')],
+      ['POST /sessions', 400, 'validation_failed', request(t.http).post('/sessions?mode=email').send(othr('not-an-email'))],
+      ['POST /sessions', 413, 'payload_too_large', request(t.http).post('/sessions?mode=email').set(json).send(JSON.stringify({ pad: 'x'.repeat(17_000) }))],
+      ['POST /sessions', 415, 'unsupported_media_type', request(t.http).post('/sessions?mode=email').set('Content-Type', 'text/plain').send('hi')],
+      ['GET /sessions/current', 401, 'unauthorized', request(t.http).get('/sessions/current')],
+      ['PATCH /sessions/{uuid}', 404, 'session_not_found', request(t.http).patch('/sessions/ses-00000000-0000-4000-8000-000000000000').set('Authorization', `Bearer ${session.token}`).send({ otp_code: '123456' })],
+      ['DELETE /sessions/{uuid}', 400, 'validation_failed_session_id', request(t.http).delete('/sessions/ses-123').set('Authorization', `Bearer ${session.token}`)],
+      ['PATCH /sessions/{uuid}', 400, 'otp_invalid', confirm(t, session.uuid, session.token, session.code === '000000' ? '111111' : '000000')],
+    ];
+    for (const [route, status, key, call] of answers) {
+      const res = await call;
+      const example = documented(route, status, key);
+      expect({ route, key, status: res.status, keys: Object.keys(res.body).sort(), code: res.body.code }).toEqual({
+        route,
+        key,
+        status,
+        keys: Object.keys(example).sort(),
+        code: example.code,
+      });
+      if (!['validation_failed', 'otp_invalid'].includes(key)) expect({ route, key, message: res.body.message }).toEqual({ route, key, message: example.message });
+    }
   });
 
   it('documents the error body with its required fields and examples', () => {

@@ -41,6 +41,10 @@ export class ApiExceptionFilter implements ExceptionFilter {
     if (exception instanceof ApiError) return exception;
     const path = request.url.split('?')[0];
     if (exception instanceof HttpException) {
+      // Nest's Fastify adapter wraps Fastify's body errors (413 over the limit, …) in an
+      // HttpException carrying Fastify's wording: answer them in ours, as when they arrive unwrapped.
+      const unreadableBody = bodyReadError(exception.cause ?? {});
+      if (unreadableBody) return unreadableBody;
       const status = exception.getStatus();
       const message = status === 404 ? `No route for ${request.method} ${path}.` : exception.message;
       return new ApiError(status, CODE_BY_STATUS[status] ?? 'error', message);

@@ -10,6 +10,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'opaque bearer token (RFC 6750). Every error is JSON with a stable `code` (see ApiErrorDto).',
     )
     .setVersion('1.0')
+    // The order of the UI's sections: the API first, then what operators use.
+    .addTag('sessions', 'Log in with an emailed code; check, list and revoke sessions.')
+    .addTag('health', 'Liveness and readiness probes.')
+    .addTag('metrics', 'Prometheus metrics.')
     .addBearerAuth({
       type: 'http',
       scheme: 'bearer',

@@ -3,7 +3,7 @@ import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger
 import { MetricsService } from './metrics.service.js';
 
 /** Prometheus scrape endpoint (text exposition format). */
-@ApiTags('operations')
+@ApiTags('metrics')
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}

@@ -9,7 +9,14 @@ import { parseBearer } from '../security/token.js';
 import { BearerAuthGuard, CurrentSession } from './bearer-auth.guard.js';
 import { ConfirmSessionDto } from './dto/confirm-session.dto.js';
 import { CreateSessionDto } from './dto/create-session.dto.js';
-import { OtpResentDto, SessionInfoDto, SessionListDto, SessionResponseDto } from './dto/session-response.dto.js';
+import {
+  CONFIRMED_SESSION_EXAMPLE,
+  OtpResentDto,
+  PENDING_SESSION_EXAMPLE,
+  SessionInfoDto,
+  SessionListDto,
+  SessionResponseDto,
+} from './dto/session-response.dto.js';
 import { SessionErrors } from './session.errors.js';
 import { SessionAccessService } from './session-access.service.js';
 import type { SessionRecord } from './sessions.repository.js';
@@ -17,7 +24,12 @@ import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
 
-const SESSION_ID_PARAM = ApiParam({ name: 'uuid', example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833' });
+const SESSION_ID_PARAM = ApiParam({
+  name: 'uuid',
+  description: 'The session\'s id: `ses-` and a UUID, as `uuid` in the answer of POST /sessions. Anything else is 400 `validation_failed`.',
+  example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833',
+  schema: { type: 'string', pattern: '^ses-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', example: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833' },
+});
 
 /** HTTP mapping of the session endpoints; the rules live in the services. */
 @ApiTags('sessions')
@@ -46,8 +58,16 @@ export class SessionsController {
   @ApiQuery({ name: 'mode', enum: ['email'], required: true })
   @ApiBody({ type: CreateSessionDto })
   @ApiBearerAuth()
-  @ApiResponse({ status: 201, type: SessionResponseDto, description: 'New pending session; the code was emailed.' })
-  @ApiResponse({ status: 200, type: SessionResponseDto, description: 'The caller\'s own session, unchanged.' })
+  @ApiResponse({ status: 201, type: SessionResponseDto, description: 'New pending session; the code was emailed.', example: PENDING_SESSION_EXAMPLE })
+  @ApiResponse({
+    status: 200,
+    type: SessionResponseDto,
+    description: 'The caller\'s own session, unchanged.',
+    examples: {
+      pending: { summary: 'still pending', value: { ...PENDING_SESSION_EXAMPLE, is_new_user: false, is_new_device: false } },
+      confirmed: { summary: 'confirmed', value: CONFIRMED_SESSION_EXAMPLE },
+    },
+  })
   @ApiErrorResponses(
     [400, '`unsupported_mode`, `validation_failed` (see `fields`), `malformed_json`.'],
     [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
@@ -108,11 +128,16 @@ export class SessionsController {
   @SESSION_ID_PARAM
   @ApiBody({ type: ConfirmSessionDto })
   @ApiBearerAuth()
-  @ApiResponse({ status: 200, type: SessionResponseDto, description: 'Confirmed (other sessions of the device revoked).' })
+  @ApiResponse({
+    status: 200,
+    type: SessionResponseDto,
+    description: 'Confirmed (other sessions of the device revoked).',
+    example: CONFIRMED_SESSION_EXAMPLE,
+  })
   @ApiErrorResponses(
     [
       400,
-      '`validation_failed`, `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`, ' +
+      '`validation_failed` (a malformed session id or body; see `fields`), `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`, ' +
         '`session_expired`, `session_revoked`.',
     ],
     [401, '`unauthorized`: missing or malformed Authorization, or not this session\'s token.'],

@@ -83,6 +83,31 @@ export class SessionResponseDto {
   }
 }
 
+/** Example of a new login's answer (POST /sessions, 201): pending, so not confirmed and without an expiry yet. */
+export const PENDING_SESSION_EXAMPLE: SessionResponseDto = {
+  uuid: 'ses-b3b66e99-dd10-4980-8a01-ae984728a833',
+  created_at: '2026-01-01T12:00:00.000Z',
+  token: 'yDPPJLn51OXmc05nbOio3tUfA_kGKeZv4Vcg15Qw7rk',
+  is_new_user: true,
+  is_new_device: true,
+  user: { uuid: 'usr-7c9e6679-7425-40de-944b-e07fc1f90ae7', email: 'joe@example.com' },
+  device: { uuid: 'dev-16fd2706-8baf-433b-82eb-8c7fada847da', type: 'othr', vendor_uuid: null },
+  status: 'pending',
+  otp_expires_at: '2026-01-01T12:05:00.000Z',
+  confirmed_at: null,
+  expires_at: null,
+};
+
+/** Example of PATCH /sessions/{uuid}'s answer: confirmed; an `othr` session expires OTHR_SESSION_TTL (2 h) later. */
+export const CONFIRMED_SESSION_EXAMPLE: SessionResponseDto = {
+  ...PENDING_SESSION_EXAMPLE,
+  is_new_user: false,
+  is_new_device: false,
+  status: 'confirmed',
+  confirmed_at: '2026-01-01T12:01:30.000Z',
+  expires_at: '2026-01-01T14:01:30.000Z',
+};
+
 /** A session as its user sees it later (GET /sessions/current, GET /sessions): never a token. */
 export class SessionInfoDto {
   @ApiProperty(SESSION_UUID)
