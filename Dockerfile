@@ -1,16 +1,29 @@
-# Build stage: install everything from the lock file and compile.
-FROM node:24-bookworm-slim AS build
+# Dependencies stage: everything from the lock file (development tools included).
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
+
+# Build stage: compile, then drop the development dependencies.
+FROM deps AS build
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-# Runtime stage: production dependencies and the compiled app, as the unprivileged `node` user.
+# Development stage (docker-compose.dev.yml): `npm run start:dev` (nest start --watch) recompiles and
+# restarts on every change in src/, which Compose mounts from the host over the copy made here.
+FROM deps AS dev
+ENV NODE_ENV=development PORT=8080 HOST=::
+COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY src ./src
+EXPOSE 8080
+CMD ["npm", "run", "start:dev"]
+
+# Runtime stage (the default): production dependencies and the compiled app, as the unprivileged
+# `node` user. Listens on every address (HOST=::, IPv4 too; IPv4 only where IPv6 is off).
 # SIGTERM (docker stop) drains requests in flight, then exits 0 (SHUTDOWN_GRACE_PERIOD, 10 s).
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production PORT=8080
+ENV NODE_ENV=production PORT=8080 HOST=::
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

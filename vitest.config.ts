@@ -15,7 +15,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     reporters: ['default'],
     projects: [
-      { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },
+      // Unit specs beside the code, and checks of project files (Compose, Dockerfile) in test/.
+      { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'] } },
       {
         extends: true,
         test: {

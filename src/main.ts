@@ -36,9 +36,10 @@ async function bootstrap(): Promise<void> {
   } else if (config.appSecretGenerated) {
     logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
   }
-  if (config.host === null) await listenOnAllAddresses(app, config.port);
+  // `::` (the Docker image's HOST) also falls back to IPv4 where IPv6 is off.
+  if (config.host === null || config.host === '::') await listenOnAllAddresses(app, config.port);
   else await app.listen(config.port, config.host);
-  const shownHost = config.host === null ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const shownHost = config.host === null || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   logger.log(
     `Listening on http://${shownHost}:${config.port} (${config.host === null ? 'every address' : `HOST=${config.host}`}, NODE_ENV=${config.nodeEnv})`,
     'Bootstrap',
