@@ -184,7 +184,7 @@ async function main() {
     // The pool the SQL ceilings use: the service's pool size, in this process.
     const pool = new pg.Pool({ connectionString: dbUrl.toString(), max: SQL_POOL_MAX });
     pool.on('error', () => undefined);
-    // Like the service (src/database/prepared-query.ts), every parameterized statement runs as a
+    // Like the service (src/database/named-statements.ts), every parameterized statement runs as a
     // named (prepared) statement, planned once per connection.
     pool.on('connect', (client) => {
       const query = client.query.bind(client);
@@ -327,15 +327,10 @@ async function main() {
       log(`  service: ${fmt(service.reqPerSec)} req/s${reconfirmed ? ` (${reconfirmed} requests re-confirmed an already confirmed session: too few sessions)` : ''}`);
 
       let k = 0;
-      const ceiling = await sqlCeiling('confirm transaction', async () => {
+      const ceiling = await sqlCeiling('confirm (confirm_session)', async () => {
         const s = ceilingSessions[k++ % ceilingSessions.length];
         const now = new Date();
-        await transaction(async (c) => {
-          await c.query(SQL.lockDevice, [s.id]);
-          await c.query(SQL.lockSession, [s.id]);
-          await c.query(SQL.revokeOthersOnDevice, [s.deviceId, s.id, now]);
-          await c.query(SQL.markConfirmed, [s.id, now, new Date(now.getTime() + 7_200_000)]);
-        });
+        await pool.query(SQL.confirmSession, [s.id, s.tokenHash, s.otpHash, now, new Date(now.getTime() + 7_200_000), null]);
       });
       const ceilingRepeats = Math.max(0, k - ceilingSessions.length);
       scenarios.push(row(4, 'PATCH /sessions/{uuid} — confirm (200)', service, ceiling, {
@@ -345,7 +340,7 @@ async function main() {
         requestsOnAlreadyConfirmed: reconfirmed,
         ceilingSessionsAvailable: ceilingSessions.length,
         ceilingRequestsOnAlreadyConfirmed: ceilingRepeats,
-        sqlStatements: 'START TRANSACTION; lock device; lock session (joined); revokeOthersOnDevice; markConfirmed; COMMIT',
+        sqlStatements: 'SELECT * FROM confirm_session(...) (one statement: lock device, lock session, check token and code, revoke the others, confirm)',
       }));
 
       // ---- 5. token check -----------------------------------------------------------------------
@@ -502,15 +497,17 @@ async function main() {
         const hourAgo = new Date(now.getTime() - 3_600_000);
         const sessionId = randomUUID();
         const otpExpiresAt = new Date(now.getTime() + 300_000);
+        const tokenHash = sha256(randomBytes(32));
+        const otpHash = randomBytes(32);
         const [r] = (
           await pool.query(SQL.startLogin, [
             randomUUID(), email, randomUUID(), mobi ? 'mobi' : 'othr', mobi ? randomUUID() : null, now,
-            sessionId, sha256(randomBytes(32)), randomBytes(32), otpExpiresAt, 5, '127.0.0.1', null,
+            sessionId, tokenHash, otpHash, otpExpiresAt, 5, '127.0.0.1', null,
             hourAgo, hourAgo, null, 1_000_000, queue, mailJobData(sessionId, email, otpExpiresAt),
           ])
         ).rows;
         if (!r.created) throw new Error('start_login refused a ceiling login');
-        ceilingSessions.push({ id: sessionId, deviceId: r.deviceId });
+        ceilingSessions.push({ id: sessionId, tokenHash, otpHash });
       });
       return row(id, name, service, ceiling, {
         tableCountsBefore: tableCounts ?? null,
@@ -694,10 +691,6 @@ async function main() {
       const statements = {
         findByTokenHash: [x.token_hash],
         findByTokenHashOnDevice: [x.token_hash, x.email, x.type, x.vendor_uuid],
-        lockDevice: [x.id],
-        lockSession: [x.id],
-        revokeOthersOnDevice: [x.device_id, x.id, now],
-        markConfirmed: [x.id, now, null],
         sendHistory: [x.user_id, x.device_id, hourAgo, hourAgo],
       };
       const plans = [];

@@ -708,7 +708,7 @@ describe('hostile input', () => {
 
 describe('requests that are not valid HTTP (refused by the HTTP parser, before the service sees them)', () => {
   it('a request must arrive whole within 30 s, body included (Fastify alone sets no limit)', async () => {
-    const server = t.http as unknown as Server;
+    const server: Server = t.app.getHttpServer();
     expect(server.requestTimeout).toBe(30_000);
   });
 
@@ -720,7 +720,7 @@ describe('requests that are not valid HTTP (refused by the HTTP parser, before t
 
   /** Writes `bytes` on a new connection and returns everything the server sent until it closed. */
   async function exchange(bytes: string): Promise<string> {
-    const server = t.http as unknown as Server;
+    const server: Server = t.app.getHttpServer();
     if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     return new Promise((resolve, reject) => {
@@ -771,7 +771,7 @@ async function rawRequest(
   headers: Record<string, string>,
   body: Buffer | string[],
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Record<string, unknown> }> {
-  const server = t.http as unknown as Server;
+  const server: Server = t.app.getHttpServer();
   if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const chunked = Array.isArray(body);

@@ -2,6 +2,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import pg from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import {
   confirm,
@@ -208,9 +209,10 @@ describe('session lifecycle', () => {
 
     it('is one indexed lookup by token hash, and writes nothing but a last_seen_at older than a minute', async () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('current-sql'), vendor()));
-      // Statements outside transactions go to TypeORM's pg.Pool as named (prepared) statements.
-      const pool = (t.app.get(DataSource).driver as unknown as { master: { query: (config: unknown) => unknown } }).master;
-      const spy = vi.spyOn(pool, 'query');
+      // Every statement reaches PostgreSQL through the pool's Client class (the `Client` option in
+      // TypeORM's `extra`), which runs the hot-path texts as named (prepared) statements.
+      const { Client } = (t.app.get(DataSource).options as PostgresConnectionOptions).extra as { Client: typeof pg.Client };
+      const spy = vi.spyOn(Client.prototype, 'query');
       const statement = (call: unknown[]) => {
         const config = call[0] as string | { text: string; values: unknown[] };
         return typeof config === 'string' ? { text: config, values: call[1] as unknown[] } : config;
@@ -220,7 +222,7 @@ describe('session lifecycle', () => {
         const first = spy.mock.calls.map((call) => statement(call).text.replace(/\s+/g, ' ').trim());
         expect(first).toHaveLength(2);
         expect(first[0]).toMatch(/^SELECT .* FROM sessions s .* WHERE s\.token_hash = \$1$/);
-        expect(first[1]).toMatch(/^UPDATE sessions SET last_seen_at = \$2 WHERE id = \$1 /);
+        expect(first[1]).toMatch(/^UPDATE "sessions" SET "last_seen_at" = \$1 WHERE "id" = \$2 AND \("last_seen_at" IS NULL OR "last_seen_at" <= \$3\)$/);
 
         spy.mockClear();
         t.clock.advance(30);

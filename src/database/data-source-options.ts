@@ -3,12 +3,15 @@ import { Device } from '../sessions/entities/device.entity.js';
 import { OtpSend } from '../sessions/entities/otp-send.entity.js';
 import { Session } from '../sessions/entities/session.entity.js';
 import { User } from '../sessions/entities/user.entity.js';
+import { NAMED_STATEMENTS } from '../sessions/session-statements.js';
+import { namedStatementClient } from './named-statements.js';
 import { InitialSchema1764403200000 } from './migrations/1764403200000-initial-schema.js';
 import { SweepIndexes1764489600000 } from './migrations/1764489600000-sweep-indexes.js';
 import { StartLoginFunction1764576000000 } from './migrations/1764576000000-start-login-function.js';
+import { ConfirmSessionFunction1764662400000 } from './migrations/1764662400000-confirm-session-function.js';
 
 export const ENTITIES = [User, Device, Session, OtpSend];
-export const MIGRATIONS = [InitialSchema1764403200000, SweepIndexes1764489600000, StartLoginFunction1764576000000];
+export const MIGRATIONS = [InitialSchema1764403200000, SweepIndexes1764489600000, StartLoginFunction1764576000000, ConfirmSessionFunction1764662400000];
 
 /** The one source of database options, shared by the app, the migration command and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {
@@ -20,6 +23,7 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsTableName: 'migrations',
     synchronize: false,
     migrationsRun: false,
-    extra: { max: 20, connectionTimeoutMillis: 5_000 },
+    // pg.Pool options; `Client` is pg's documented seam for the class of its connections.
+    extra: { max: 20, connectionTimeoutMillis: 5_000, Client: namedStatementClient(NAMED_STATEMENTS) },
   };
 }

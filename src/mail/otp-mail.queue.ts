@@ -5,7 +5,6 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { preparedQuery } from '../database/prepared-query.js';
 import { deriveKey, open, seal } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
 
@@ -120,7 +119,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
    */
   async enqueue(manager: EntityManager, mail: OtpMail): Promise<void> {
     const { queue, data } = this.jobFor(mail);
-    await preparedQuery(manager, ENQUEUE_SQL, [queue, data]);
+    await manager.query(ENQUEUE_SQL, [queue, data]);
   }
 
   /**

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource, EntityManager } from 'typeorm';
-import type { DeviceType } from './entities/device.entity.js';
-import type { SessionStatus } from './entities/session.entity.js';
-import { preparedQuery } from '../database/prepared-query.js';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { Brackets, type DataSource, type EntityManager, type Repository } from 'typeorm';
+import { Device, type DeviceType } from './entities/device.entity.js';
+import { OtpSend } from './entities/otp-send.entity.js';
+import { Session, type SessionStatus } from './entities/session.entity.js';
+import { User } from './entities/user.entity.js';
 import type { SendHistory, SendWindow } from './session-rules.js';
-import { SESSION_COLUMNS, SESSION_JOINS, SESSION_SQL } from './session-statements.js';
+import { SESSION_SQL } from './session-statements.js';
 
 /** A session with its user and device, as the rules and the responses need it. */
 export interface SessionRecord {
@@ -49,21 +50,43 @@ export interface StartLoginResult extends UserAndDevice {
   history: SendHistory;
 }
 
-/** SQL condition: the session `s` can still be used at $now (see isReusable in session-rules.ts). */
-const LIVE_AT = (now: string) => `(
-  (s.status = 'confirmed' AND (s.expires_at IS NULL OR s.expires_at > ${now}))
-  OR (s.status = 'pending' AND s.otp_expires_at > ${now} AND s.otp_attempts_left > 0))`;
+/** What `confirm_session` did (see its migration). */
+export type ConfirmOutcome =
+  | 'not_found'
+  | 'unauthorized'
+  | 'confirmed'
+  | 'already_confirmed'
+  | 'otp_invalid'
+  | 'otp_expired'
+  | 'confirmed_session_expired'
+  | 'otp_attempts_exceeded'
+  | 'session_expired'
+  | 'session_revoked';
+
+export type ConfirmResult =
+  | { outcome: 'not_found' | 'unauthorized' }
+  | { outcome: Exclude<ConfirmOutcome, 'not_found' | 'unauthorized'>; revokedOthers: number; session: SessionRecord };
+
+/** SQL condition: the session `s` can still be used at `now` (see isReusable in session-rules.ts). */
+const LIVE_AT = (now: string, s = 's') => `(
+  (${s}.status = 'confirmed' AND (${s}.expires_at IS NULL OR ${s}.expires_at > ${now}))
+  OR (${s}.status = 'pending' AND ${s}.otp_expires_at > ${now} AND ${s}.otp_attempts_left > 0))`;
 
 /** Arbitrary constant naming the expiry sweep among PostgreSQL advisory locks. */
 const SWEEP_LOCK_KEY = 4_130_817_204;
 
 /**
  * Storage of users, devices, sessions and OTP sends. Methods that take an `EntityManager` run
- * inside the caller's transaction; the locks they take are noted.
+ * inside the caller's transaction; the locks they take are noted. The hot paths (login, token check,
+ * confirm) run constant SQL (session-statements.ts) through TypeORM's `query()`, prepared once per
+ * connection; the cold ones use the Repository and QueryBuilder.
  */
 @Injectable()
 export class SessionsRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @InjectRepository(Session) private readonly sessions: Repository<Session>,
+  ) {}
 
   /**
    * Runs `work` in a transaction at PostgreSQL's default isolation, READ COMMITTED, which the
@@ -77,7 +100,7 @@ export class SessionsRepository {
 
   /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device. */
   async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity): Promise<SessionRecord | null> {
-    const { rows } = await preparedQuery<SessionRecord>(this.dataSource, SESSION_SQL.findByTokenHashOnDevice, [
+    const rows: SessionRecord[] = await this.dataSource.query(SESSION_SQL.findByTokenHashOnDevice, [
       tokenHash,
       device.email,
       device.type,
@@ -100,8 +123,7 @@ export class SessionsRepository {
     window: SendWindow,
     mail: { queue: string; data: object },
   ): Promise<StartLoginResult> {
-    const { rows } = await preparedQuery<UserAndDevice & SendHistory & { created: boolean }>(
-      this.dataSource,
+    const rows: (UserAndDevice & SendHistory & { created: boolean })[] = await this.dataSource.query(
       SESSION_SQL.startLogin,
       [
         session.userId, session.email, session.deviceId, session.deviceType, session.vendorUuid, session.createdAt,
@@ -123,85 +145,98 @@ export class SessionsRepository {
     hourAgo: Date,
     since: Date,
   ): Promise<SendHistory> {
-    const { rows } = await preparedQuery<SendHistory>(manager, SESSION_SQL.sendHistory, [userId, deviceId, hourAgo, since]);
+    const rows: SendHistory[] = await manager.query(SESSION_SQL.sendHistory, [userId, deviceId, hourAgo, since]);
     return rows[0];
   }
 
   /**
    * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
-   * returns the session. Confirm and resend both lock in this order, so confirms of two sessions of
-   * one device queue up instead of deadlocking when each revokes the other.
+   * returns the session. Resend locks in this order, as `confirm_session` does, so that two requests
+   * on sessions of one device queue up instead of deadlocking.
    * @returns null when no such session exists
    */
   async lockDeviceAndSession(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
-    const { rows: devices } = await preparedQuery<{ id: string }>(manager, SESSION_SQL.lockDevice, [sessionId]);
-    if (devices.length === 0) return null;
-    const { rows } = await preparedQuery<SessionRecord>(manager, SESSION_SQL.lockSession, [sessionId]);
-    return rows[0] ?? null;
+    const device = await manager
+      .createQueryBuilder(Device, 'd')
+      .select('d.id')
+      .where((qb) => `d.id = ${qb.subQuery().select('s.device_id').from(Session, 's').where('s.id = :sessionId').getQuery()}`)
+      .setParameter('sessionId', sessionId)
+      .setLock('for_no_key_update')
+      .getOne();
+    if (!device) return null;
+    const session = await manager
+      .createQueryBuilder(Session, 's')
+      .innerJoinAndSelect('s.user', 'u')
+      .innerJoinAndSelect('s.device', 'd')
+      .where('s.id = :sessionId', { sessionId })
+      .setLock('pessimistic_write', undefined, ['s'])
+      .getOne();
+    return session ? toSessionRecord(session) : null;
   }
 
-  /** Stores the attempts left after a wrong code; the last one ends the session. */
-  async recordWrongCode(manager: EntityManager, sessionId: string, attemptsLeft: number, now: Date): Promise<void> {
-    await preparedQuery(manager,
-      `UPDATE sessions
-          SET otp_attempts_left = $2::smallint,
-              status = CASE WHEN $2::smallint = 0 THEN 'expired' ELSE status END,
-              otp_hash = CASE WHEN $2::smallint = 0 THEN NULL ELSE otp_hash END,
-              ended_at = CASE WHEN $2::smallint = 0 THEN $3::timestamptz ELSE ended_at END
-        WHERE id = $1`,
-      [sessionId, attemptsLeft, now],
-    );
-  }
-
+  /** Ends a session whose code or whose own life ran out; its OTP hash is erased. */
   async markExpired(manager: EntityManager, sessionId: string, now: Date): Promise<void> {
-    await preparedQuery(manager, `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $2 WHERE id = $1`, [
-      sessionId,
-      now,
-    ]);
+    await manager.update(Session, { id: sessionId }, { status: 'expired', otpHash: null, endedAt: now });
   }
 
-  /** Revokes every other pending or confirmed session of the device (one live session per device). */
-  async revokeOthersOnDevice(manager: EntityManager, deviceId: string, keepSessionId: string, now: Date): Promise<number> {
-    const { rowCount: count } = await preparedQuery(manager, SESSION_SQL.revokeOthersOnDevice, [deviceId, keepSessionId, now]);
-    return count;
+  /**
+   * PATCH /sessions/{uuid} in one statement (`confirm_session`, migration 1764662400000): locks the
+   * device and the session, checks the token, applies SPEC's state machine and writes its outcome.
+   * `otpHash` is the HMAC of the submitted code for this session (hashOtp); `expiresAt` the expiry a
+   * confirm sets per device type (confirmedExpiry).
+   * @returns what happened, with the session as it is afterwards (absent for `not_found` and
+   *   `unauthorized`) and how many other sessions of the device a confirm revoked
+   */
+  async confirm(
+    sessionId: string,
+    tokenHash: Buffer,
+    otpHash: Buffer,
+    now: Date,
+    expiresAt: Record<DeviceType, Date | null>,
+  ): Promise<ConfirmResult> {
+    const [row]: (SessionRecord & { outcome: ConfirmOutcome; revokedOthers: number })[] = await this.dataSource.query(
+      SESSION_SQL.confirmSession,
+      [sessionId, tokenHash, otpHash, now, expiresAt.othr, expiresAt.mobi],
+    );
+    const { outcome, revokedOthers, ...session } = row;
+    if (outcome === 'not_found' || outcome === 'unauthorized') return { outcome };
+    return { outcome, revokedOthers, session };
   }
 
-  /** Confirms a pending session; its OTP hash is erased so the code can never be used again. */
-  async markConfirmed(manager: EntityManager, sessionId: string, now: Date, expiresAt: Date | null): Promise<void> {
-    await preparedQuery(manager, SESSION_SQL.markConfirmed, [sessionId, now, expiresAt]);
-  }
   /** The session whose token hashes to `tokenHash`, in any state. */
   async findByTokenHash(tokenHash: Buffer): Promise<SessionRecord | null> {
-    const { rows } = await preparedQuery<SessionRecord>(this.dataSource, SESSION_SQL.findByTokenHash, [tokenHash]);
+    const rows: SessionRecord[] = await this.dataSource.query(SESSION_SQL.findByTokenHash, [tokenHash]);
     return rows[0] ?? null;
   }
 
   async findById(sessionId: string): Promise<SessionRecord | null> {
-    const { rows } = await preparedQuery<SessionRecord>(this.dataSource,
-      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.id = $1`,
-      [sessionId],
-    );
-    return rows[0] ?? null;
+    const session = await this.sessions.findOne({ where: { id: sessionId }, relations: { user: true, device: true } });
+    return session ? toSessionRecord(session) : null;
   }
 
   /** Sets `last_seen_at` unless another request already did since `staleBefore`. */
   async touchLastSeen(sessionId: string, now: Date, staleBefore: Date): Promise<void> {
-    await preparedQuery(this.dataSource,
-      `UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at <= $3)`,
-      [sessionId, now, staleBefore],
-    );
+    await this.sessions
+      .createQueryBuilder()
+      .update()
+      .set({ lastSeenAt: now })
+      .where('id = :sessionId', { sessionId })
+      .andWhere(new Brackets((qb) => qb.where('last_seen_at IS NULL').orWhere('last_seen_at <= :staleBefore', { staleBefore })))
+      .execute();
   }
 
   /** The user's pending and confirmed sessions that can still be used at `now`, newest first. */
   async listLiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
-    const { rows } = await preparedQuery<SessionRecord>(
-      this.dataSource,
-      `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
-        WHERE s.user_id = $1 AND s.status IN ('pending', 'confirmed') AND ${LIVE_AT('$2')}
-        ORDER BY s.created_at DESC, s.id`,
-      [userId, now],
-    );
-    return rows;
+    const sessions = await this.sessions
+      .createQueryBuilder('s')
+      .innerJoinAndSelect('s.user', 'u')
+      .innerJoinAndSelect('s.device', 'd')
+      .where('s.user_id = :userId', { userId })
+      .andWhere(`s.status IN ('pending', 'confirmed') AND ${LIVE_AT(':now')}`, { now })
+      .orderBy('s.created_at', 'DESC')
+      .addOrderBy('s.id')
+      .getMany();
+    return sessions.map(toSessionRecord);
   }
 
   /**
@@ -210,14 +245,17 @@ export class SessionsRepository {
    * is marked `expired`, not `revoked`. @returns whether it was revoked now
    */
   async revoke(sessionId: string, now: Date): Promise<boolean> {
-    const { rows } = await preparedQuery<{ status: string }>(this.dataSource,
-      `UPDATE sessions s SET status = CASE WHEN ${LIVE_AT('$2')} THEN 'revoked' ELSE 'expired' END,
-              otp_hash = NULL, ended_at = $2
-        WHERE s.id = $1 AND s.status IN ('pending', 'confirmed')
-        RETURNING s.status`,
-      [sessionId, now],
-    );
-    return rows[0]?.status === 'revoked';
+    // TypeORM's UPDATE names the table, without an alias.
+    const { raw } = await this.sessions
+      .createQueryBuilder()
+      .update()
+      .set({ status: () => `CASE WHEN ${LIVE_AT(':now', 'sessions')} THEN 'revoked' ELSE 'expired' END`, otpHash: null, endedAt: now })
+      .where('id = :sessionId', { sessionId })
+      .andWhere(`status IN ('pending', 'confirmed')`)
+      .setParameter('now', now)
+      .returning('status')
+      .execute();
+    return (raw as { status: SessionStatus }[])[0]?.status === 'revoked';
   }
 
   /**
@@ -225,10 +263,13 @@ export class SessionsRepository {
    * its upsert), so a resend and a new login of one address count their sends one after the other.
    */
   async lockUserOfSession(manager: EntityManager, sessionId: string): Promise<void> {
-    await preparedQuery(manager,
-      `SELECT id FROM users WHERE id = (SELECT user_id FROM sessions WHERE id = $1) FOR NO KEY UPDATE`,
-      [sessionId],
-    );
+    await manager
+      .createQueryBuilder(User, 'u')
+      .select('u.id')
+      .where((qb) => `u.id = ${qb.subQuery().select('s.user_id').from(Session, 's').where('s.id = :sessionId').getQuery()}`)
+      .setParameter('sessionId', sessionId)
+      .setLock('for_no_key_update')
+      .getOne();
   }
 
   /** Gives a pending session a new code (the old one stops working, attempts are reset) and records the send. */
@@ -238,14 +279,12 @@ export class SessionsRepository {
     otp: { hash: Buffer; expiresAt: Date; attempts: number },
     now: Date,
   ): Promise<void> {
-    await preparedQuery(manager,
-      `UPDATE sessions SET otp_hash = $2, otp_expires_at = $3, otp_attempts_left = $4 WHERE id = $1`,
-      [session.id, otp.hash, otp.expiresAt, otp.attempts],
+    await manager.update(
+      Session,
+      { id: session.id },
+      { otpHash: otp.hash, otpExpiresAt: otp.expiresAt, otpAttemptsLeft: otp.attempts },
     );
-    await preparedQuery(manager,
-      `INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES ($1, $2, $3, $4)`,
-      [session.userId, session.deviceId, session.id, now],
-    );
+    await manager.insert(OtpSend, { userId: session.userId, deviceId: session.deviceId, sessionId: session.id, sentAt: now });
   }
 
   /**
@@ -270,33 +309,68 @@ export class SessionsRepository {
 
   /** Marks pending sessions whose code expired, and confirmed ones past `expires_at`, as expired. */
   async expireDue(manager: EntityManager, now: Date, batch: number): Promise<number> {
-    const [, count]: [unknown, number] = await manager.query(
-      `UPDATE sessions SET status = 'expired', otp_hash = NULL, ended_at = $1
-        WHERE id IN (
-          (SELECT id FROM sessions WHERE status = 'pending' AND otp_expires_at <= $1 LIMIT $2)
-          UNION ALL
-          (SELECT id FROM sessions WHERE status = 'confirmed' AND expires_at <= $1 LIMIT $2))`,
-      [now, batch],
-    );
+    let count = 0;
+    for (const [status, deadline] of [['pending', 'otp_expires_at'], ['confirmed', 'expires_at']] as const) {
+      const { affected } = await manager
+        .createQueryBuilder()
+        .update(Session)
+        .set({ status: 'expired', otpHash: null, endedAt: now })
+        .where(`id IN (${manager.createQueryBuilder(Session, 'x').select('x.id')
+          .where(`x.status = '${status}' AND x.${deadline} <= :now`).limit(batch).getQuery()})`)
+        .setParameter('now', now)
+        .execute();
+      count += affected ?? 0;
+    }
     return count;
   }
 
   /** Deletes expired and revoked sessions that ended before `cutoff`. */
   async deleteEndedBefore(manager: EntityManager, cutoff: Date, batch: number): Promise<number> {
-    const [, count]: [unknown, number] = await manager.query(
-      `DELETE FROM sessions WHERE id IN (
-         SELECT id FROM sessions WHERE status IN ('expired', 'revoked') AND ended_at < $1 LIMIT $2)`,
-      [cutoff, batch],
-    );
-    return count;
+    const { affected } = await manager
+      .createQueryBuilder()
+      .delete()
+      .from(Session)
+      .where(`id IN (${manager.createQueryBuilder(Session, 'x').select('x.id')
+        .where(`x.status IN ('expired', 'revoked') AND x.ended_at < :cutoff`).limit(batch).getQuery()})`)
+      .setParameter('cutoff', cutoff)
+      .execute();
+    return affected ?? 0;
   }
 
   /** Deletes OTP send records older than any send limit looks back. */
   async deleteSendsBefore(manager: EntityManager, cutoff: Date, batch: number): Promise<number> {
-    const [, count]: [unknown, number] = await manager.query(
-      `DELETE FROM otp_sends WHERE id IN (SELECT id FROM otp_sends WHERE sent_at < $1 LIMIT $2)`,
-      [cutoff, batch],
-    );
-    return count;
+    const { affected } = await manager
+      .createQueryBuilder()
+      .delete()
+      .from(OtpSend)
+      .where(`id IN (${manager.createQueryBuilder(OtpSend, 'x').select('x.id').where('x.sent_at < :cutoff').limit(batch).getQuery()})`)
+      .setParameter('cutoff', cutoff)
+      .execute();
+    return affected ?? 0;
   }
+}
+
+/** The flat shape the rules and responses use, from a session loaded with its user and device. */
+function toSessionRecord(session: Session): SessionRecord {
+  const { user, device } = session;
+  if (!user || !device) throw new Error(`Session ${session.id} was loaded without its user and device`);
+  return {
+    id: session.id,
+    status: session.status,
+    tokenHash: session.tokenHash,
+    otpHash: session.otpHash,
+    otpExpiresAt: session.otpExpiresAt,
+    otpAttemptsLeft: session.otpAttemptsLeft,
+    createdAt: session.createdAt,
+    confirmedAt: session.confirmedAt,
+    expiresAt: session.expiresAt,
+    userId: user.id,
+    email: user.email,
+    deviceId: device.id,
+    deviceType: device.type,
+    vendorUuid: device.vendorUuid,
+    clientIp: session.clientIp,
+    userAgent: session.userAgent,
+    lastSeenAt: session.lastSeenAt,
+  };
 }

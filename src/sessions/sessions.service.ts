@@ -6,10 +6,10 @@ import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { OtpMailQueue } from '../mail/otp-mail.queue.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { generateOtp, hashOtp, verifyOtp } from '../security/otp.js';
+import { generateOtp, hashOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
 import { SessionErrors } from './session.errors.js';
-import { checkSendLimits, confirmedExpiry, decideConfirm, isReusable, type SendHistory, sendWindow } from './session-rules.js';
+import { checkSendLimits, confirmedExpiry, isReusable, type SendHistory, sendWindow } from './session-rules.js';
 import { type DeviceIdentity, type SessionRecord, SessionsRepository } from './sessions.repository.js';
 
 /** A session as handed to its token holder. */
@@ -94,62 +94,57 @@ export class SessionsService {
   }
 
   /**
-   * PATCH /sessions/{uuid}: checks the code and moves the session along SPEC's state machine.
-   * Wrong codes and expiries are committed before the error is thrown.
+   * PATCH /sessions/{uuid}: checks the code and moves the session along SPEC's state machine, in
+   * one statement (SessionsRepository.confirm): a pending session with the right code is confirmed
+   * and the device's other live sessions are revoked; a wrong code uses an attempt, the last one
+   * expiring the session; a code past its expiry expires the session. Those writes are committed
+   * even when an error is answered.
    * @throws ApiError 404 `session_not_found`, 401 `unauthorized` (token not this session's),
    *   400 `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`,
    *   `session_expired`, `session_revoked`
    */
   async confirm(sessionId: string, token: string, code: string): Promise<IssuedSession> {
     const now = this.clock.now();
-    const committed: (() => void)[] = []; // metrics to count once the transaction has committed
-    const outcome = await this.repository.transaction(async (manager): Promise<SessionRecord | ApiError> => {
-      const session = await this.repository.lockDeviceAndSession(manager, sessionId);
-      if (!session) throw SessionErrors.notFound();
-      if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
-
-      const decision = decideConfirm(session, now, () =>
-        verifyOtp(this.config.appSecret, session.id, code, session.otpHash),
-      );
-      switch (decision.kind) {
-        case 'confirm': {
-          const expiresAt = confirmedExpiry(session.deviceType, now, this.config.session);
-          const revoked = await this.repository.revokeOthersOnDevice(manager, session.deviceId, session.id, now);
-          await this.repository.markConfirmed(manager, session.id, now, expiresAt);
-          committed.push(() => {
-            this.metrics.sessionsConfirmed.inc({ device_type: session.deviceType });
-            if (revoked > 0) this.metrics.sessionsRevoked.inc({ cause: 'replaced_on_device' }, revoked);
-          });
-          return { ...session, status: 'confirmed', confirmedAt: now, expiresAt, otpHash: null };
-        }
-        case 'already_confirmed':
-          return session;
-        case 'wrong_code':
-          await this.repository.recordWrongCode(manager, session.id, decision.attemptsLeft, now);
-          committed.push(() => {
-            this.metrics.otpFailures.inc();
-            if (decision.attemptsLeft === 0) this.metrics.sessionsExpired.inc({ reason: 'otp_attempts_exceeded' });
-          });
-          return SessionErrors.otpInvalid(decision.attemptsLeft);
-        case 'otp_expired':
-          await this.repository.markExpired(manager, session.id, now);
-          committed.push(() => this.metrics.sessionsExpired.inc({ reason: 'otp_expired' }));
-          return SessionErrors.otpExpired();
-        case 'confirmed_session_expired':
-          await this.repository.markExpired(manager, session.id, now);
-          committed.push(() => this.metrics.sessionsExpired.inc({ reason: 'session_ttl' }));
-          return SessionErrors.sessionExpired();
-        case 'refused':
-          return {
-            session_expired: SessionErrors.sessionExpired,
-            session_revoked: SessionErrors.sessionRevoked,
-            otp_attempts_exceeded: SessionErrors.otpAttemptsExceeded,
-          }[decision.error]();
+    const ttl = this.config.session;
+    const result = await this.repository.confirm(
+      sessionId,
+      hashToken(token),
+      hashOtp(this.config.appSecret, sessionId, code),
+      now,
+      { othr: confirmedExpiry('othr', now, ttl), mobi: confirmedExpiry('mobi', now, ttl) },
+    );
+    switch (result.outcome) {
+      case 'not_found':
+        throw SessionErrors.notFound();
+      case 'unauthorized':
+        throw SessionErrors.unauthorized('not_this_session');
+      case 'confirmed': {
+        const { session, revokedOthers } = result;
+        this.metrics.sessionsConfirmed.inc({ device_type: session.deviceType });
+        if (revokedOthers > 0) this.metrics.sessionsRevoked.inc({ cause: 'replaced_on_device' }, revokedOthers);
+        return { session, token, isNewUser: false, isNewDevice: false, created: false };
       }
-    });
-    committed.forEach((count) => count());
-    if (outcome instanceof ApiError) throw outcome;
-    return { session: outcome, token, isNewUser: false, isNewDevice: false, created: false };
+      case 'already_confirmed':
+        return { session: result.session, token, isNewUser: false, isNewDevice: false, created: false };
+      case 'otp_invalid': {
+        const attemptsLeft = result.session.otpAttemptsLeft;
+        this.metrics.otpFailures.inc();
+        if (attemptsLeft === 0) this.metrics.sessionsExpired.inc({ reason: 'otp_attempts_exceeded' });
+        throw SessionErrors.otpInvalid(attemptsLeft);
+      }
+      case 'otp_expired':
+        this.metrics.sessionsExpired.inc({ reason: 'otp_expired' });
+        throw SessionErrors.otpExpired();
+      case 'confirmed_session_expired':
+        this.metrics.sessionsExpired.inc({ reason: 'session_ttl' });
+        throw SessionErrors.sessionExpired();
+      case 'session_expired':
+        throw SessionErrors.sessionExpired();
+      case 'session_revoked':
+        throw SessionErrors.sessionRevoked();
+      case 'otp_attempts_exceeded':
+        throw SessionErrors.otpAttemptsExceeded();
+    }
   }
 
   /**

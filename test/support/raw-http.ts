@@ -23,7 +23,7 @@ export interface RawResponse {
 
 /** The app's HTTP server, listening on a loopback port (started on first use). */
 export async function listeningPort(t: TestApp): Promise<number> {
-  const server = t.http as unknown as Server;
+  const server: Server = t.app.getHttpServer();
   if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
 }
