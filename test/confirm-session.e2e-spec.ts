@@ -76,7 +76,7 @@ describe('PATCH /sessions/{uuid} — confirm with the OTP', () => {
   });
   afterAll(() => t.close());
 
-  describe('checks run in this order: id format (400), Authorization syntax (401), body (400), existence (404), token ownership (401)', () => {
+  describe('checks run in the framework\'s order: Authorization syntax (401, guard), id format (400, pipe), body (400, pipe), existence (404), token ownership (401)', () => {
     const BAD_IDS = [
       'abc',
       'ses-',
@@ -93,11 +93,14 @@ describe('PATCH /sessions/{uuid} — confirm with the OTP', () => {
       "ses-0f8fad5b-d9cb-469f-a165-70867728950e'--",
     ];
 
-    it.each(BAD_IDS)('an id not of the form ses-<uuid> (%j) → 400 validation_failed, before Authorization and body', async (id) => {
-      // No Authorization and an invalid body: the id is still what is reported.
-      // `fields` names the path parameter, as for a body field (README "Errors").
-      expectValidationFailed(await patchSession(t, id, { body: { otp_code: 123456 } }), 'uuid');
-      expectValidationFailed(await patchSession(t, id, { authorization: 'Basic abc', body: {} }), 'uuid');
+    it.each(BAD_IDS)('an id not of the form ses-<uuid> (%j) → 400 validation_failed naming uuid, after Authorization and before the body', async (id) => {
+      // Without a well-formed Authorization the guard answers first, whatever the id and body.
+      expectUnauthorized(await patchSession(t, id, { body: { otp_code: 123456 } }));
+      expectUnauthorized(await patchSession(t, id, { authorization: 'Basic abc', body: {} }));
+      // With one, the id is reported, not the invalid body; `fields` names the path parameter, as for a
+      // body field (README "Errors").
+      expectValidationFailed(await patchSession(t, id, { authorization: 'Bearer abc', body: { otp_code: 123456 } }), 'uuid');
+      expectValidationFailed(await patchSession(t, id, { authorization: 'Bearer abc', body: {} }), 'uuid');
       expectValidationFailed(await patchSession(t, id, { authorization: 'Bearer abc', body: { otp_code: '123456' } }), 'uuid');
     });
 
@@ -124,14 +127,15 @@ describe('PATCH /sessions/{uuid} — confirm with the OTP', () => {
     ];
 
     it.each(BAD_AUTHORIZATION)(
-      'Authorization %s → 401 unauthorized, before the body and before existence, and nothing changes',
+      'Authorization %s → 401 unauthorized, before the id, the body and existence, and nothing changes',
       async (_label, authorization) => {
         const s = await createPendingSession(t, mobi(uniqueEmail()));
         const before = await sessionRow(t, s.uuid);
         // An invalid body does not matter yet...
         expectUnauthorized(await patchSession(t, s.uuid, { authorization, body: { otp_code: 123456 } }));
-        // ...nor whether the session exists...
+        // ...nor whether the session exists, nor even whether the id is well-formed...
         expectUnauthorized(await patchSession(t, `ses-${randomUUID()}`, { authorization, body: { otp_code: [] } }));
+        expectUnauthorized(await patchSession(t, 'ses-123', { authorization, body: { otp_code: [] } }));
         // ...and even the right code does not confirm without a well-formed Authorization.
         expectUnauthorized(await patchSession(t, s.uuid, { authorization, body: { otp_code: s.code } }));
         expectUnauthorized(await patchSession(t, s.uuid, { authorization, body: { otp_code: wrongCode(s.code) } }));

@@ -2,7 +2,6 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import pg from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import {
   confirm,
@@ -211,7 +210,9 @@ describe('session lifecycle', () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('current-sql'), vendor()));
       // Every statement reaches PostgreSQL through the pool's Client class (the `Client` option in
       // TypeORM's `extra`), which runs the hot-path texts as named (prepared) statements.
-      const { Client } = (t.app.get(DataSource).options as PostgresConnectionOptions).extra as { Client: typeof pg.Client };
+      const options = t.app.get(DataSource).options;
+      if (options.type !== 'postgres') throw new Error('expected PostgreSQL options');
+      const { Client } = options.extra as { Client: typeof pg.Client };
       const spy = vi.spyOn(Client.prototype, 'query');
       const statement = (call: unknown[]) => {
         const config = call[0] as string | { text: string; values: unknown[] };
@@ -536,16 +537,17 @@ describe('session lifecycle', () => {
       expect(await row(t, target.uuid)).toEqual(before);
     });
 
-    it('checks the id format (400) before the Authorization header (401)', async () => {
+    it('checks the Authorization header (401, guard) before the id format (400, pipe)', async () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('delete-order'), vendor()));
       for (const id of ['abc', 'ses-', 'ses-123', session.uuid.slice(4), `usr-${session.uuid.slice(4)}`, `${session.uuid}x`]) {
         for (const authorization of [undefined, 'Basic x', bearer(session.token)]) {
           const res = await revoke(t, encodeURIComponent(id), authorization);
+          const wellFormed = authorization?.startsWith('Bearer ');
           expect({ id, authorization, status: res.status, body: res.body }).toEqual({
             id,
             authorization,
-            status: 400,
-            body: errorBody(400, 'validation_failed', { fields: ['uuid'] }),
+            status: wellFormed ? 400 : 401,
+            body: wellFormed ? errorBody(400, 'validation_failed', { fields: ['uuid'] }) : errorBody(401, 'unauthorized'),
           });
         }
       }
@@ -717,7 +719,7 @@ describe('session lifecycle', () => {
       expect(t.smtp.countTo(email)).toBe(5);
     });
 
-    it('checks the id (400), the Authorization header (401), existence (404) and the token (401)', async () => {
+    it('checks the Authorization header (401), the id (400), existence (404) and the token (401), in that order', async () => {
       const email = uniqueEmail('resend-auth');
       const session = await createPendingSession(t, mobi(email, vendor()));
       const sibling = await createConfirmedSession(t, othr(email));
@@ -725,10 +727,13 @@ describe('session lifecycle', () => {
       const before = await row(t, session.uuid);
 
       for (const id of ['abc', 'ses-123', session.uuid.slice(4)]) {
-        for (const authorization of [undefined, bearer(session.token)]) {
-          const res = await resend(t, id, authorization);
-          expect({ id, status: res.status, body: res.body }).toEqual({ id, status: 400, body: errorBody(400, 'validation_failed', { fields: ['uuid'] }) });
-        }
+        expectUnauthorized(await resend(t, id, undefined)); // the guard first
+        const res = await resend(t, id, bearer(session.token));
+        expect({ id, status: res.status, body: res.body }).toEqual({
+          id,
+          status: 400,
+          body: errorBody(400, 'validation_failed', { fields: ['uuid'] }),
+        });
       }
       for (const authorization of [undefined, '', 'Bearer', `Basic ${session.token}`, `Bearer ${session.token} x`]) {
         expectUnauthorized(await resend(t, session.uuid, authorization));

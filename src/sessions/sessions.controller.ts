@@ -1,12 +1,12 @@
-import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { fromPublicId, toPublicId } from '../common/public-id.js';
+import { toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
 import { clientIp } from '../http/client-ip.js';
-import { validateBody } from '../http/validate-body.js';
-import { parseBearer } from '../security/token.js';
+import { BodyValidationPipe } from '../http/validation.pipe.js';
 import { BearerAuthGuard, CurrentSession } from './bearer-auth.guard.js';
+import { BearerToken, BearerTokenGuard } from './bearer-token.guard.js';
 import { ConfirmSessionDto } from './dto/confirm-session.dto.js';
 import { CreateSessionDto } from './dto/create-session.dto.js';
 import {
@@ -17,7 +17,8 @@ import {
   SessionListDto,
   SessionResponseDto,
 } from './dto/session-response.dto.js';
-import { SessionErrors } from './session.errors.js';
+import { type LoginMode, LoginModePipe } from './login-mode.pipe.js';
+import { SessionIdPipe } from './session-id.pipe.js';
 import { SessionAccessService } from './session-access.service.js';
 import type { SessionRecord } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
@@ -75,17 +76,15 @@ export class SessionsController {
     ...BODY_ERRORS,
   )
   async start(
-    @Query('mode') mode: unknown,
-    @Headers('authorization') authorization: string | undefined,
-    @Body() body: unknown,
+    @Query('mode', LoginModePipe) _mode: LoginMode,
+    @Body(BodyValidationPipe) input: CreateSessionDto,
+    @BearerToken() bearerToken: string | null,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SessionResponseDto> {
-    if (mode !== 'email') throw SessionErrors.unsupportedMode();
-    const input = await validateBody(CreateSessionDto, body);
     const issued = await this.sessions.start({
       device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
-      bearerToken: parseBearer(authorization),
+      bearerToken,
       clientIp: clientIp(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
     });
@@ -122,7 +121,7 @@ export class SessionsController {
   @ApiOperation({
     summary: 'Confirm a pending session with its code',
     description:
-      'Checks in order: id format (400), Authorization syntax (401), body (400), existence (404), token ' +
+      'Checks in order: Authorization syntax (401), id format (400), body (400), existence (404), token ' +
       'ownership (401), then the session\'s state. A confirmed session answers 200 again (safe retry).',
   })
   @SESSION_ID_PARAM
@@ -144,14 +143,12 @@ export class SessionsController {
     [404, '`session_not_found`.'],
     ...BODY_ERRORS,
   )
+  @UseGuards(BearerTokenGuard)
   async confirm(
-    @Param('uuid') publicId: string,
-    @Headers('authorization') authorization: string | undefined,
-    @Body() body: unknown,
+    @Param('uuid', SessionIdPipe) sessionId: string,
+    @Body(BodyValidationPipe) input: ConfirmSessionDto,
+    @BearerToken() token: string,
   ): Promise<SessionResponseDto> {
-    const sessionId = this.sessionId(publicId);
-    const token = this.requireBearer(authorization);
-    const input = await validateBody(ConfirmSessionDto, body);
     return SessionResponseDto.from(await this.sessions.confirm(sessionId, token, input.otp_code));
   }
 
@@ -172,11 +169,9 @@ export class SessionsController {
     [429, '`rate_limited`: device cooldown or hourly cap per email address.'],
     [503, '`database_unavailable`: PostgreSQL is not reachable.'],
   )
-  async resendOtp(
-    @Param('uuid') publicId: string,
-    @Headers('authorization') authorization: string | undefined,
-  ): Promise<OtpResentDto> {
-    const session = await this.sessions.resendOtp(this.sessionId(publicId), this.requireBearer(authorization));
+  @UseGuards(BearerTokenGuard)
+  async resendOtp(@Param('uuid', SessionIdPipe) sessionId: string, @BearerToken() token: string): Promise<OtpResentDto> {
+    const session = await this.sessions.resendOtp(sessionId, token);
     return { uuid: toPublicId('ses', session.id), otp_expires_at: session.otpExpiresAt.toISOString() };
   }
 
@@ -196,19 +191,8 @@ export class SessionsController {
     [401, '`unauthorized`: token unknown, or neither the session\'s own nor a confirmed one.'],
     [404, '`session_not_found`: no such session, or another user\'s.'],
   )
-  async revoke(@Param('uuid') publicId: string, @Headers('authorization') authorization: string | undefined): Promise<void> {
-    await this.access.revoke(this.sessionId(publicId), this.requireBearer(authorization));
-  }
-
-  private sessionId(publicId: string): string {
-    const id = fromPublicId('ses', publicId);
-    if (!id) throw SessionErrors.invalidSessionId();
-    return id;
-  }
-
-  private requireBearer(authorization: string | undefined): string {
-    const token = parseBearer(authorization);
-    if (!token) throw SessionErrors.unauthorized('missing');
-    return token;
+  @UseGuards(BearerTokenGuard)
+  async revoke(@Param('uuid', SessionIdPipe) sessionId: string, @BearerToken() token: string): Promise<void> {
+    await this.access.revoke(sessionId, token);
   }
 }

@@ -1,0 +1,29 @@
+import { type CanActivate, createParamDecorator, type ExecutionContext, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { parseBearer } from '../security/token.js';
+import { SessionErrors } from './session.errors.js';
+
+/**
+ * Lets a request through only when it carries `Authorization: Bearer <token>` in RFC 6750 §2.1
+ * syntax; whose token it is, and what it may do, is the service's question. Guards run before
+ * pipes, so a malformed or missing header answers 401 before the id (400) and the body (400).
+ * @throws ApiError 401 `unauthorized` with `WWW-Authenticate: Bearer`
+ */
+@Injectable()
+export class BearerTokenGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    if (!parseBearer(context.switchToHttp().getRequest<FastifyRequest>().headers.authorization)) {
+      throw SessionErrors.unauthorized('missing');
+    }
+    return true;
+  }
+}
+
+/**
+ * The bearer token of the request's `Authorization` header, or null when it is missing or
+ * malformed (always a token behind BearerTokenGuard).
+ */
+export const BearerToken = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): string | null =>
+    parseBearer(context.switchToHttp().getRequest<FastifyRequest>().headers.authorization),
+);
