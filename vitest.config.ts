@@ -18,6 +18,15 @@ export default defineConfig({
       // Unit specs beside the code, and checks of project files (Compose, Dockerfile) in test/.
       { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'] } },
       {
+        // Services and repositories on a real PostgreSQL without HTTP (test/medium/medium-module.ts).
+        extends: true,
+        test: {
+          name: 'medium',
+          include: ['test/medium/**/*.medium-spec.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'e2e',

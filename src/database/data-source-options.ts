@@ -9,9 +9,16 @@ import { InitialSchema1764403200000 } from './migrations/1764403200000-initial-s
 import { SweepIndexes1764489600000 } from './migrations/1764489600000-sweep-indexes.js';
 import { StartLoginFunction1764576000000 } from './migrations/1764576000000-start-login-function.js';
 import { ConfirmSessionFunction1764662400000 } from './migrations/1764662400000-confirm-session-function.js';
+import { SchemaComments1764748800000 } from './migrations/1764748800000-schema-comments.js';
 
 export const ENTITIES = [User, Device, Session, OtpSend];
-export const MIGRATIONS = [InitialSchema1764403200000, SweepIndexes1764489600000, StartLoginFunction1764576000000, ConfirmSessionFunction1764662400000];
+export const MIGRATIONS = [
+  InitialSchema1764403200000,
+  SweepIndexes1764489600000,
+  StartLoginFunction1764576000000,
+  ConfirmSessionFunction1764662400000,
+  SchemaComments1764748800000,
+];
 
 /** The one source of database options, shared by the app, the migration command and the tests. */
 export function dataSourceOptions(url: string): DataSourceOptions {

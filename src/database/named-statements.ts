@@ -17,13 +17,14 @@ export function namedStatementClient(texts: Iterable<string>): typeof pg.Client 
   for (const text of texts) names.set(text, statementName(text));
 
   return class NamedStatementClient extends pg.Client {
-    // pg's query() has many overloads; TypeORM calls the (text, values) one.
+    // pg's query() has many overloads: TypeORM calls (text, values), pg.Pool (text, values, callback).
     override query(...args: unknown[]): never {
       const [text, values, callback] = args;
       const name = typeof text === 'string' ? names.get(text) : undefined;
       const query = super.query as (...callArgs: unknown[]) => never;
-      if (name === undefined || typeof callback === 'function') return query.apply(this, args);
-      return query.call(this, { name, text, values: values ?? [] });
+      if (name === undefined || !Array.isArray(values)) return query.apply(this, args);
+      const named = { name, text, values };
+      return typeof callback === 'function' ? query.call(this, named, callback) : query.call(this, named);
     }
   };
 }

@@ -1,7 +1,6 @@
 import {
   checkSendLimits,
   confirmedExpiry,
-  decideConfirm,
   isReusable,
   sendWindow,
   type SendHistory,
@@ -189,123 +188,6 @@ describe('isReusable', () => {
   it.each(['expired', 'revoked'] as const)('a %s session is never reusable', (status) => {
     expect(isReusable(session({ status, otpExpiresAt: at(HOUR), otpAttemptsLeft: 5, expiresAt: null }), NOW)).toBe(false);
     expect(isReusable(session({ status, otpExpiresAt: at(HOUR), otpAttemptsLeft: 5, expiresAt: at(HOUR) }), NOW)).toBe(false);
-  });
-});
-
-describe('decideConfirm', () => {
-  describe('pending', () => {
-    it('confirms when the code matches', () => {
-      const check = codeCheck(true);
-      expect(decideConfirm(session(), NOW, check)).toEqual({ kind: 'confirm' });
-      expect(check.calls).toBe(1);
-    });
-
-    it('counts a wrong code as an attempt', () => {
-      const check = codeCheck(false);
-      expect(decideConfirm(session({ otpAttemptsLeft: 5 }), NOW, check)).toEqual({ kind: 'wrong_code', attemptsLeft: 4 });
-      expect(check.calls).toBe(1);
-    });
-
-    it('a wrong code using the last attempt leaves 0', () => {
-      const check = codeCheck(false);
-      expect(decideConfirm(session({ otpAttemptsLeft: 1 }), NOW, check)).toEqual({ kind: 'wrong_code', attemptsLeft: 0 });
-      expect(check.calls).toBe(1);
-    });
-
-    it('the right code on the last attempt confirms', () => {
-      expect(decideConfirm(session({ otpAttemptsLeft: 1 }), NOW, codeCheck(true))).toEqual({ kind: 'confirm' });
-    });
-
-    it('answers otp_expired without checking the code once the OTP has expired (boundary included)', () => {
-      for (const otpExpiresAt of [NOW, at(-1), at(-HOUR)]) {
-        const check = codeCheck(true);
-        expect(decideConfirm(session({ otpExpiresAt }), NOW, check)).toEqual({ kind: 'otp_expired' });
-        expect(check.calls).toBe(0);
-      }
-    });
-
-    it('checks the code 1 ms before the OTP expires', () => {
-      const check = codeCheck(true);
-      expect(decideConfirm(session({ otpExpiresAt: at(1) }), NOW, check)).toEqual({ kind: 'confirm' });
-      expect(check.calls).toBe(1);
-    });
-
-    it('refuses with otp_attempts_exceeded without checking the code when no attempts are left', () => {
-      for (const otpAttemptsLeft of [0, -1]) {
-        const check = codeCheck(true);
-        expect(decideConfirm(session({ otpAttemptsLeft }), NOW, check)).toEqual({
-          kind: 'refused',
-          error: 'otp_attempts_exceeded',
-        });
-        expect(check.calls).toBe(0);
-      }
-    });
-
-    it('exhausted attempts win over an expired OTP', () => {
-      const check = codeCheck(true);
-      expect(decideConfirm(session({ otpAttemptsLeft: 0, otpExpiresAt: at(-1) }), NOW, check)).toEqual({
-        kind: 'refused',
-        error: 'otp_attempts_exceeded',
-      });
-      expect(check.calls).toBe(0);
-    });
-  });
-
-  describe('confirmed', () => {
-    const confirmed = (expiresAt: Date | null) =>
-      session({ status: 'confirmed', expiresAt, otpExpiresAt: at(-HOUR), otpAttemptsLeft: 0 });
-
-    it.each([
-      ['null (never)', null],
-      ['in the future', at(1)],
-    ])('is an idempotent retry when expires_at is %s, without checking the code', (_label, expiresAt) => {
-      for (const matches of [true, false]) {
-        const check = codeCheck(matches);
-        expect(decideConfirm(confirmed(expiresAt), NOW, check)).toEqual({ kind: 'already_confirmed' });
-        expect(check.calls).toBe(0);
-      }
-    });
-
-    it('counts as expired at or past expires_at, without checking the code', () => {
-      for (const expiresAt of [NOW, at(-1)]) {
-        const check = codeCheck(true);
-        expect(decideConfirm(confirmed(expiresAt), NOW, check)).toEqual({ kind: 'confirmed_session_expired' });
-        expect(check.calls).toBe(0);
-      }
-    });
-  });
-
-  describe('expired', () => {
-    it('answers session_expired for a session that ended with attempts left (OTP timed out, mail failure)', () => {
-      const check = codeCheck(true);
-      expect(decideConfirm(session({ status: 'expired', otpAttemptsLeft: 3 }), NOW, check)).toEqual({
-        kind: 'refused',
-        error: 'session_expired',
-      });
-      expect(check.calls).toBe(0);
-    });
-
-    it('keeps answering otp_attempts_exceeded for a session ended by its last wrong code, even with the right code', () => {
-      const check = codeCheck(true);
-      expect(decideConfirm(session({ status: 'expired', otpAttemptsLeft: 0 }), NOW, check)).toEqual({
-        kind: 'refused',
-        error: 'otp_attempts_exceeded',
-      });
-      expect(check.calls).toBe(0);
-    });
-  });
-
-  describe('revoked', () => {
-    it('answers session_revoked without checking the code', () => {
-      for (const otpAttemptsLeft of [0, 5]) {
-        const check = codeCheck(true);
-        expect(decideConfirm(session({ status: 'revoked', otpAttemptsLeft, otpExpiresAt: at(HOUR) }), NOW, check)).toEqual({
-          kind: 'refused',
-          error: 'session_revoked',
-        });
-        expect(check.calls).toBe(0);
-      }
-    });
   });
 });
 

@@ -96,35 +96,6 @@ export function lastSeenIsStale(lastSeenAt: Date | null, now: Date): boolean {
   return lastSeenAt === null || now.getTime() - lastSeenAt.getTime() >= LAST_SEEN_RESOLUTION * 1000;
 }
 
-/** What a confirm request does to a session, before any write. */
-export type ConfirmDecision =
-  | { kind: 'confirm' }
-  | { kind: 'already_confirmed' }
-  | { kind: 'wrong_code'; attemptsLeft: number }
-  | { kind: 'otp_expired' }
-  | { kind: 'confirmed_session_expired' }
-  | { kind: 'refused'; error: 'session_expired' | 'session_revoked' | 'otp_attempts_exceeded' };
-
-/**
- * The PATCH /sessions/{uuid} state machine. `codeMatches` is called only for a pending session
- * whose code is still valid, so every verification counts as an attempt.
- */
-export function decideConfirm(session: SessionState, now: Date, codeMatches: () => boolean): ConfirmDecision {
-  switch (session.status) {
-    case 'pending':
-      if (session.otpAttemptsLeft <= 0) return { kind: 'refused', error: 'otp_attempts_exceeded' };
-      if (session.otpExpiresAt <= now) return { kind: 'otp_expired' };
-      return codeMatches() ? { kind: 'confirm' } : { kind: 'wrong_code', attemptsLeft: session.otpAttemptsLeft - 1 };
-    case 'confirmed':
-      return isPast(session.expiresAt, now) ? { kind: 'confirmed_session_expired' } : { kind: 'already_confirmed' };
-    case 'expired':
-      // A session expired by its last wrong code keeps answering with the reason it ended.
-      return { kind: 'refused', error: session.otpAttemptsLeft === 0 ? 'otp_attempts_exceeded' : 'session_expired' };
-    case 'revoked':
-      return { kind: 'refused', error: 'session_revoked' };
-  }
-}
-
 /** `expires_at` of a session confirmed now: `othr` after OTHR_SESSION_TTL, `mobi` never unless MOBI_SESSION_TTL. */
 export function confirmedExpiry(
   type: DeviceType,
