@@ -295,7 +295,7 @@ describe('per-IP request limit (RATE_LIMIT_PER_MINUTE), in memory', () => {
       const login = await startLogin(t, othr(uniqueEmail('redis-hung'))).timeout(8_000);
       expect(login.status).toBe(201);
       expect(Date.now() - startedAt).toBeLessThan(5_000);
-      expect(hung.connections()).toBeGreaterThan(0);
+      expect(hung.acceptedConnections()).toBeGreaterThan(0);
     } finally {
       await hung.close();
     }
@@ -706,7 +706,7 @@ describe('account enumeration: errors do not depend on whether an email address 
 });
 
 /** A TCP server on a loopback port that accepts connections and never answers (a hung Redis). */
-async function hungServer(): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
+async function hungServer(): Promise<{ port: number; acceptedConnections(): number; close(): Promise<void> }> {
   const sockets = new Set<import('node:net').Socket>();
   let accepted = 0;
   const server = createServer((socket) => {
@@ -719,7 +719,7 @@ async function hungServer(): Promise<{ port: number; connections(): number; clos
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
-    connections: () => accepted,
+    acceptedConnections: () => accepted,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

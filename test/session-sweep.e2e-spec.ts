@@ -317,7 +317,7 @@ describe('expiry sweep (SessionSweepService.sweep)', () => {
                       WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database())::int AS advisory,
                     (SELECT count(*) FROM pg_stat_activity
                       WHERE datname = current_database() AND wait_event_type = 'Lock'
-                        AND query LIKE 'UPDATE sessions SET status = ''expired''%')::int AS waiting`,
+                        AND query LIKE 'UPDATE "sessions" SET "status" = %')::int AS waiting`,
           );
           if (advisory >= 1 && waiting === 1) break;
           if (Date.now() > deadline) throw new Error(`first sweep not in progress (advisory ${advisory}, waiting ${waiting})`);
