@@ -9,6 +9,7 @@ import { useDevelopmentSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
+import { ShutdownState } from './health/shutdown-state.js';
 import { createHttpAdapter } from './http/http-adapter.js';
 
 async function bootstrap(): Promise<void> {
@@ -45,13 +46,27 @@ async function bootstrap(): Promise<void> {
     'Bootstrap',
   );
 
-  // SIGTERM/SIGINT: stop accepting connections, let requests in flight finish, stop the jobs,
-  // close the pools, stop the embedded PostgreSQL if any, exit 0. Past the grace period, exit 1 without waiting further.
+  // SIGTERM/SIGINT, however often they arrive (npm, systemd and a terminal may each pass one on):
+  // readiness answers 503 at once; new connections are still accepted and served for
+  // SHUTDOWN_DELAY seconds, so that a load balancer stops sending first (the Kubernetes pattern);
+  // then the listener closes, requests in flight finish, the jobs stop, the pools close, the
+  // embedded PostgreSQL stops, exit 0. Past the grace period, exit 1 without waiting further.
+  const shutdownState = app.get(ShutdownState);
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping) {
+      logger.log(`${signal}: already shutting down`, 'Bootstrap');
+      return;
+    }
     stopping = true;
-    logger.log(`${signal}: shutting down (grace period ${config.shutdownGracePeriod} s)`, 'Bootstrap');
+    shutdownState.begin();
+    logger.log(
+      `${signal}: shutting down (readiness 503; serving ${config.shutdownDelay} s more, then grace period ${config.shutdownGracePeriod} s)`,
+      'Bootstrap',
+    );
+    setTimeout(() => drain(), config.shutdownDelay * 1000);
+  };
+  const drain = () => {
     setTimeout(() => {
       logger.error('Grace period over: exiting with requests still open', 'Bootstrap');
       process.exit(1);
@@ -69,8 +84,9 @@ async function bootstrap(): Promise<void> {
         process.exit(1);
       });
   };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  // process.on, not once: a second signal must not take Node's default action (exit at once).
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
 }
 
 /** Every IPv6 and IPv4 address, as Node's `server.listen(port)` does; IPv4 only where IPv6 is off. */

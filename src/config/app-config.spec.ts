@@ -212,13 +212,30 @@ describe('loadAppConfig', () => {
       ['APP_SECRET', 's'.repeat(31)],
       ['DATABASE_URL', 'mysql://localhost/db'],
       ['SMTP_URL', 'http://mail.example.com'],
-      ['NODE_ENV', 'staging'],
       ['LOG_LEVEL', 'warning'],
       ['HOST', 'a b'],
       ['EMBEDDED_DB_PORT', 'x'],
+      ['SHUTDOWN_DELAY', '-1'],
+      ['SHUTDOWN_DELAY', '1.5'],
     ])('%s=%j', (name, value) => {
       const message = configError({ [name]: value });
       expect(message).toMatch(new RegExp(`^\\s*${name}=`, 'm'));
+    });
+
+    it.each(['staging', 'qa', 'preview', 'test', 'Production-EU'])('accepts NODE_ENV=%s, with SMTP_URL', (nodeEnv) => {
+      const config = loadAppConfig({ NODE_ENV: nodeEnv, SMTP_URL: SMTP });
+      expect(config.nodeEnv).toBe(nodeEnv);
+      expect(config.mail.smtpUrl).toBe(SMTP);
+    });
+
+    it.each(['staging', 'qa', 'preview'])('refuses NODE_ENV=%s without SMTP_URL, saying why', (nodeEnv) => {
+      expect(configError({ NODE_ENV: nodeEnv })).toContain(`SMTP_URL is required when NODE_ENV=${nodeEnv}`);
+    });
+
+    it('SHUTDOWN_DELAY: whole seconds, default 0', () => {
+      expect(loadAppConfig({}).shutdownDelay).toBe(0);
+      expect(loadAppConfig({ SHUTDOWN_DELAY: '5' }).shutdownDelay).toBe(5);
+      expect(configError({ SHUTDOWN_DELAY: 'soon' })).toContain('SHUTDOWN_DELAY must be a whole number of seconds, at least 0');
     });
 
     it('says what a duration must be', () => {

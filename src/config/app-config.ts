@@ -29,7 +29,8 @@ export type DatabaseTarget =
  * Durations are whole seconds.
  */
 export class AppConfig {
-  nodeEnv: 'development' | 'production' | 'test';
+  /** NODE_ENV as given (default `development`): any name; only `production` and `development` have rules of their own. */
+  nodeEnv: string;
   port: number;
   /**
    * Address to listen on (HOST); null = every IPv6 and IPv4 address. Default: `localhost` (loopback
@@ -51,7 +52,9 @@ export class AppConfig {
   trustProxy: boolean | number | string;
   /** Origins allowed by CORS; empty = no cross-origin access. */
   corsOrigins: string[];
-  /** Seconds requests in flight get to finish after SIGTERM. */
+  /** Seconds after SIGTERM/SIGINT during which new connections are still accepted and served (readiness already 503). */
+  shutdownDelay: number;
+  /** Seconds requests in flight get to finish once the listener is closed (after `shutdownDelay`). */
   shutdownGracePeriod: number;
   /** The pino level (LOG_LEVEL's Nest names mapped: log = info, verbose = trace). */
   logLevel: Level;
@@ -70,8 +73,11 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
   // Checked on the raw values: an invalid APP_SECRET is reported above, not as missing too.
   const given = (name: string) => Boolean(raw[name]?.trim());
   if (production && !given('APP_SECRET')) problems.push('APP_SECRET (at least 32 characters) is required when NODE_ENV=production');
-  // The log transport prints codes, so it is only allowed where nobody real receives them.
-  if (nodeEnv !== 'development' && !given('SMTP_URL')) problems.push(`SMTP_URL is required when NODE_ENV=${nodeEnv}`);
+  // The log transport prints codes, so it is only allowed in development: any other NODE_ENV
+  // (production, staging, qa, test, ...) may be reachable by real people.
+  if (nodeEnv !== 'development' && !given('SMTP_URL')) {
+    problems.push(`SMTP_URL is required when NODE_ENV=${nodeEnv} (mail is printed to the log only when NODE_ENV is development or unset)`);
+  }
   if (production && !given('DATABASE_URL') && !given('DB_HOST')) problems.push('DATABASE_URL (or DB_HOST) is required when NODE_ENV=production');
   const trust = trustProxy(env.TRUST_PROXY);
   if (typeof trust === 'object') problems.push(trust.problem);
@@ -99,6 +105,7 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
     rateLimit: { perMinute: env.RATE_LIMIT_PER_MINUTE ?? 60, redisUrl: env.REDIS_URL ?? null },
     trustProxy: trust as boolean | number | string,
     corsOrigins: env.CORS_ORIGINS ? env.CORS_ORIGINS.split(',').map((origin) => origin.trim().replace(/\/$/, '')) : [],
+    shutdownDelay: env.SHUTDOWN_DELAY ?? 0,
     shutdownGracePeriod: env.SHUTDOWN_GRACE_PERIOD ?? 10,
     logLevel: PINO_LEVEL[env.LOG_LEVEL ?? (production ? 'info' : 'debug')],
   };

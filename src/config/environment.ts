@@ -27,8 +27,9 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
  * Numbers arrive as strings and are converted; an empty value counts as unset.
  */
 export class EnvironmentVariables {
-  @IsOptional() @IsIn(['development', 'production', 'test'])
-  NODE_ENV?: 'development' | 'production' | 'test';
+  /** Any name: only `production` and `development` (the default) have rules of their own (SPEC "Security rules"). */
+  @IsOptional() @IsString()
+  NODE_ENV?: string;
 
   @IsOptional() @IsInt(port) @Min(1, port) @Max(65535, port)
   PORT?: number;
@@ -88,6 +89,9 @@ export class EnvironmentVariables {
   @IsOptional() @IsInt(seconds(0)) @Min(0, seconds(0))
   SHUTDOWN_GRACE_PERIOD?: number;
 
+  @IsOptional() @IsInt(seconds(0)) @Min(0, seconds(0))
+  SHUTDOWN_DELAY?: number;
+
   @IsOptional() @Matches(/^rediss?:\/\/.+/, { message: '$property must be a redis:// or rediss:// URL' })
   REDIS_URL?: string;
 
@@ -124,6 +128,7 @@ const NUMERIC = new Set([
   'MOBI_SESSION_TTL',
   'SESSION_RETENTION_DAYS',
   'SHUTDOWN_GRACE_PERIOD',
+  'SHUTDOWN_DELAY',
   'RATE_LIMIT_PER_MINUTE',
 ]);
 
@@ -194,6 +199,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   MOBI_SESSION_TTL = undefined;
   SESSION_RETENTION_DAYS = undefined;
   SHUTDOWN_GRACE_PERIOD = undefined;
+  SHUTDOWN_DELAY = undefined;
   REDIS_URL = undefined;
   RATE_LIMIT_PER_MINUTE = undefined;
   TRUST_PROXY = undefined;

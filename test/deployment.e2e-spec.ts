@@ -1,0 +1,174 @@
+import pg from 'pg';
+import { othr, uniqueEmail } from './support/factories.js';
+import { buildServer, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { SmtpSink } from './support/smtp-sink.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { TEST_SECRET } from './support/test-app.js';
+
+/**
+ * What real deployments do to the process (issue #12): repeated signals, a delay before the
+ * listener closes, NODE_ENV names of their own. Each test runs `node dist/main.js` as its own
+ * process, on real PostgreSQL and a real SMTP server, and talks to it over real HTTP.
+ */
+describe('deployment: the real server process (node dist/main.js)', () => {
+  let build: ServerBuild;
+  let db: TestDatabase;
+  let smtp: SmtpSink;
+  const servers: ServerProcess[] = [];
+  const lockers: pg.Client[] = [];
+
+  beforeAll(async () => {
+    build = await buildServer();
+    db = await createTestDatabase();
+    smtp = await SmtpSink.start();
+  }, 180_000);
+
+  afterEach(async () => {
+    for (const locker of lockers.splice(0)) await locker.end().catch(() => undefined);
+    for (const server of servers.splice(0)) {
+      if (server.child.exitCode === null && server.child.signalCode === null) {
+        server.child.kill('SIGKILL');
+        await server.exited;
+      }
+    }
+  });
+
+  afterAll(async () => {
+    await smtp?.stop();
+    await db?.drop();
+    await build?.remove();
+  }, 60_000);
+
+  const baseEnv = (): Record<string, string> => ({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    SMTP_URL: smtp.url,
+    APP_SECRET: TEST_SECRET,
+    MAIL_FROM: 'Login <login@test.local>',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'log',
+    SHUTDOWN_GRACE_PERIOD: '20',
+  });
+
+  async function start(env: Record<string, string> = {}): Promise<ServerProcess> {
+    const server = await startServer(build, { ...baseEnv(), ...env });
+    servers.push(server);
+    return server;
+  }
+
+  const postLogin = (baseUrl: string, email: string) =>
+    fetch(`${baseUrl}/sessions?mode=email`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(othr(email)),
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> }));
+
+  const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
+
+  /** Holds a lock that lets sessions be read but not inserted: logins stay in flight until released. */
+  async function blockLogins(): Promise<() => Promise<void>> {
+    const locker = new pg.Client({ connectionString: db.url });
+    lockers.push(locker);
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE sessions IN SHARE MODE');
+    return async () => {
+      await locker.query('COMMIT');
+    };
+  }
+
+  async function waitForLockWaiters(count: number): Promise<void> {
+    const waiting = async () =>
+      (
+        await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        )
+      )[0].n;
+    for (const deadline = Date.now() + 10_000; (await waiting()) < count && Date.now() < deadline; ) await sleep(50);
+    expect(await waiting()).toBe(count);
+  }
+
+  describe('shutdown signals', () => {
+    it('repeated SIGTERM and SIGINT do not cut the drain: every request in flight gets its 201, then exit 0', async () => {
+      const server = await start();
+      const release = await blockLogins();
+      const emails = Array.from({ length: 8 }, () => uniqueEmail('signals'));
+      let finished = 0;
+      const inFlight = emails.map((email) => postLogin(server.baseUrl, email).finally(() => (finished += 1)));
+      await waitForLockWaiters(emails.length);
+
+      // npm (bash script shell) forwards SIGTERM, systemd signals the whole group, an operator presses Ctrl-C twice.
+      for (const signal of ['SIGTERM', 'SIGTERM', 'SIGINT', 'SIGINT', 'SIGTERM'] as const) {
+        server.child.kill(signal);
+        await sleep(100);
+      }
+      expect(server.child.exitCode).toBeNull();
+      expect(server.child.signalCode).toBeNull();
+      expect(finished).toBe(0);
+
+      await release();
+      const responses = await Promise.all(inFlight);
+      expect(responses.map((r) => r.status)).toEqual(emails.map(() => 201));
+      expect(responses.map((r) => (r.body.user as { email: string }).email)).toEqual(emails);
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+      expect(server.output()).toContain('SIGTERM: shutting down');
+      expect(server.output()).toContain('SIGINT: already shutting down');
+      expect(server.output()).not.toContain('Grace period over');
+    }, 60_000);
+
+    it('SHUTDOWN_DELAY: readiness 503 from the first signal, new connections still accepted and answered, then the listener closes and exit 0', async () => {
+      const server = await start({ SHUTDOWN_DELAY: '3' });
+      expect((await fetch(`${server.baseUrl}/health/ready`)).status).toBe(200);
+
+      // A burst of new connections arrives as the signal does: none of them is reset.
+      const burst = Array.from({ length: 40 }, () => fetch(`${server.baseUrl}/health/live`).then((res) => res.status));
+      server.child.kill('SIGTERM');
+      const signalledAt = Date.now();
+      server.child.kill('SIGINT');
+      expect(await Promise.all(burst)).toEqual(Array(40).fill(200));
+
+      const ready = await fetch(`${server.baseUrl}/health/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        code: 'shutting_down',
+        message: 'The service is shutting down.',
+      });
+      // Still serving during the delay, on new connections.
+      const email = uniqueEmail('delay');
+      const login = await postLogin(server.baseUrl, email);
+      expect(login.status).toBe(201);
+      expect(Date.now() - signalledAt).toBeLessThan(3_000);
+
+      // After the delay: the listener is closed, and the process exits 0.
+      let refused = false;
+      for (const deadline = Date.now() + 8_000; !refused && Date.now() < deadline; ) {
+        refused = await connectionRefused(server.port);
+        if (!refused) await sleep(50);
+      }
+      expect(refused).toBe(true);
+      expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(2_900);
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+    }, 60_000);
+  });
+
+  describe('NODE_ENV', () => {
+    it('NODE_ENV=staging (any name) with SMTP_URL starts and serves', async () => {
+      const nodeEnv = 'staging';
+      const server = await start({ NODE_ENV: nodeEnv });
+      const email = uniqueEmail(nodeEnv);
+      expect((await postLogin(server.baseUrl, email)).status).toBe(201);
+      expect(server.output()).toContain(`NODE_ENV=${nodeEnv}`);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toEqual({ code: 0, signal: null });
+    }, 60_000);
+
+    it('NODE_ENV=staging without SMTP_URL refuses to start, saying why', async () => {
+      const { SMTP_URL: _smtp, ...env } = baseEnv();
+      await expect(startServer(build, { ...env, NODE_ENV: 'staging' })).rejects.toThrow(
+        /exited with 1:\nInvalid configuration:\n {2}SMTP_URL is required when NODE_ENV=staging/,
+      );
+    }, 60_000);
+  });
+});
