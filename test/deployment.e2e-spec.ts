@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { othr, uniqueEmail } from './support/factories.js';
+import { errorBody, othr, uniqueEmail } from './support/factories.js';
 import { buildServer, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
@@ -151,6 +151,56 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(2_900);
       expect(await server.exited).toEqual({ code: 0, signal: null });
     }, 60_000);
+  });
+
+  describe('an upload far over 16 KiB: a fetch() client still sending reads its 413 JSON, not a reset', () => {
+    const ATTEMPTS = 3;
+    let server: ServerProcess;
+    beforeAll(async () => {
+      server = await startServer(build, baseEnv());
+    }, 60_000);
+    afterAll(async () => {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    });
+
+    const upload = (baseUrl: string, megabytes: number, chunked: boolean) => {
+      const bytes = megabytes * 1024 * 1024;
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      let sent = 0;
+      const body = chunked
+        ? new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (sent >= bytes) return controller.close();
+              sent += chunk.length;
+              controller.enqueue(chunk);
+            },
+          })
+        : Buffer.alloc(bytes, 'a');
+      return fetch(`${baseUrl}/sessions?mode=email`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body,
+        duplex: 'half',
+      } as RequestInit).then(
+        async (res) => ({ status: res.status, body: (await res.json()) as unknown }),
+        (error: Error) => ({ status: 0, body: `${String(error)}: ${String(error.cause)}` }),
+      );
+    };
+
+    it.each([
+      [1, false],
+      [4, false],
+      [2, true],
+      [8, true],
+    ])('%i MB (chunked: %s), several times', async (megabytes, chunked) => {
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        const res = await upload(server.baseUrl, megabytes, chunked);
+        expect(res).toEqual({ status: 413, body: errorBody(413, 'payload_too_large') });
+      }
+      // The connection is usable afterwards, and the process is fine.
+      expect((await fetch(`${server.baseUrl}/health/live`)).status).toBe(200);
+    });
   });
 
   describe('NODE_ENV', () => {

@@ -1,10 +1,21 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, type Gunzip } from 'node:zlib';
 import { ApiError } from '../common/api-error.js';
+import { findDuplicateMember } from './duplicate-members.js';
 
 /** Largest accepted request body, after decompression. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/**
+ * After answering a request whose body was not read to its end (413, a broken body stream), up to
+ * this many more body bytes are read and thrown away, for at most LINGER_MAX_MS, before the
+ * connection is cut: the client, still sending, then reads the answer instead of a reset (EPIPE,
+ * "fetch failed"). nginx's "lingering close" does the same (lingering_time, 30 s by default).
+ */
+export const LINGER_MAX_BYTES = 16 * 1024 * 1024;
+export const LINGER_MAX_MS = 10_000;
 
 /** `application/json` and the `application/<something>+json` types (RFC 6839). */
 const JSON_MEDIA_TYPE = /^application\/(?:[a-z0-9!#$&^_.-]+\+)?json$/;
@@ -33,6 +44,16 @@ export function registerJsonBodies(fastify: FastifyInstance): void {
     }
   });
   fastify.addHook('preParsing', async (request, _reply, payload) => decode(request, payload));
+  // Fastify answers a body it stopped reading with `Connection: close`, and Node then closes the
+  // socket with the rest of the body unread, which makes the kernel send a reset that can reach the
+  // client before it reads the answer. Keep the connection instead and read the rest away.
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    if (!request.raw.complete && reply.getHeader('connection') === 'close') {
+      reply.removeHeader('connection');
+      discardRestOfBody(request.raw, reply.raw);
+    }
+    return payload;
+  });
   fastify.removeAllContentTypeParsers();
   // checkBodyHeaders has already refused anything but JSON, so one parser serves every type.
   fastify.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
@@ -81,18 +102,52 @@ function decode(request: FastifyRequest, payload: Readable): Readable {
   return payload.pipe(inflated);
 }
 
-/** A JSON object or array (an empty body reads as `{}`); anything else → 400 `malformed_json`. */
+/**
+ * Once the answer is written, reads and discards the rest of the request body without keeping it;
+ * past LINGER_MAX_BYTES or LINGER_MAX_MS the connection is destroyed.
+ */
+function discardRestOfBody(request: IncomingMessage, response: ServerResponse): void {
+  response.once('finish', () => {
+    if (request.complete) return;
+    let discarded = 0;
+    const cut = () => request.socket.destroy();
+    const timer = setTimeout(cut, LINGER_MAX_MS).unref();
+    const done = () => clearTimeout(timer);
+    request.unpipe(); // from a decompressor that stopped being read
+    request.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_MAX_BYTES) {
+        done();
+        cut();
+      }
+    });
+    request.once('end', done);
+    request.once('close', done);
+    request.resume();
+  });
+}
+
+/**
+ * A JSON object or array (an empty body reads as `{}`); anything else → 400 `malformed_json`. An
+ * object that names one member twice → 400 `validation_failed` naming it (never last-one-wins).
+ */
 function parseJson(body: string): unknown {
   if (body.length === 0) return {};
   const first = body.trimStart()[0];
+  let parsed: unknown;
   if (first === '{' || first === '[') {
     try {
-      return JSON.parse(body);
+      parsed = JSON.parse(body);
     } catch {
       // malformed: answered below
     }
   }
-  throw new ApiError(400, 'malformed_json', 'The request body is not valid JSON (an object is expected).');
+  if (parsed === undefined) throw new ApiError(400, 'malformed_json', 'The request body is not valid JSON (an object is expected).');
+  const duplicate = findDuplicateMember(body);
+  if (duplicate !== null) {
+    throw new ApiError(400, 'validation_failed', `property ${duplicate} must appear only once`, { fields: [duplicate] });
+  }
+  return parsed;
 }
 
 /**

@@ -4,6 +4,11 @@ import { SMTPServer } from 'smtp-server';
 
 export interface ReceivedMail {
   to: string;
+  /**
+   * The envelope recipients exactly as the client wrote them in RCPT TO (smtp-server itself shows
+   * IDNA domains decoded to Unicode): where the mail is actually delivered.
+   */
+  rcptTo: string[];
   from: string;
   subject: string;
   text: string;
@@ -27,13 +32,30 @@ export class SmtpSink {
   pending = 0;
   private readonly server: SMTPServer;
   private waiters: (() => void)[] = [];
+  /** RCPT TO addresses as sent, per connection id, for the transaction in progress. */
+  private readonly wireRecipients = new Map<string, string[]>();
 
   private constructor() {
     this.server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData: (stream, _session, answer) => {
+      // smtp-server's logger (bunyan-style) sees each client command as written: the only place
+      // where an A-label domain is seen before smtp-server decodes it.
+      logger: {
+        level: () => undefined,
+        trace: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+        fatal: () => undefined,
+        debug: (entry: { tnx?: string; cid?: string; command?: string }, _message?: string, line?: string) => {
+          if (entry.tnx !== 'command' || !entry.cid) return;
+          if (entry.command === 'MAIL') this.wireRecipients.set(entry.cid, []);
+          const address = entry.command === 'RCPT' ? /<([^>]*)>/.exec(String(line))?.[1] : undefined;
+          if (address !== undefined) this.wireRecipients.get(entry.cid)?.push(address);
+        },
+      },
+      onData: (stream, session, answer) => {
         this.pending += 1;
         const callback = (error?: Error | null) => {
           const reply = () => {
@@ -55,6 +77,7 @@ export class SmtpSink {
             const to = Array.isArray(mail.to) ? mail.to[0]?.text : mail.to?.text;
             this.messages.push({
               to: to ?? '',
+              rcptTo: this.wireRecipients.get(session.id) ?? [],
               from: mail.from?.text ?? '',
               subject: mail.subject ?? '',
               text,

@@ -15,6 +15,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { UUID_PATTERN } from '../../common/public-id.js';
+import { HasNoControlCharacters, isNormalizedEmailAddress, NormalizeEmailAddress } from '../email-address.js';
 import { DEVICE_TYPES, type DeviceType } from '../entities/device.entity.js';
 
 /** A whole string of well-formed UTF-16: no lone surrogate. */
@@ -22,13 +23,15 @@ const WELL_FORMED_UTF16 = /^(?:[^\uD800-\uDFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF])*
 
 /**
  * class-validator's IsEmail with its default options, except that a string with a lone surrogate
- * fails instead of making validator.js throw (its length check calls `encodeURI`), which was a 500.
+ * fails instead of making validator.js throw (its length check calls `encodeURI`), which was a 500;
+ * and an address that could not be normalized (a domain without an IDNA A-label) fails.
  */
 const IsEmailAddress = () =>
   ValidateBy({
     name: 'isEmail',
     validator: {
-      validate: (value: unknown) => typeof value === 'string' && WELL_FORMED_UTF16.test(value) && isEmail(value),
+      validate: (value: unknown) =>
+        typeof value === 'string' && WELL_FORMED_UTF16.test(value) && isEmail(value) && isNormalizedEmailAddress(value),
       defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must be an email`),
     },
   });
@@ -37,13 +40,21 @@ const lowerCase = (trim: boolean) =>
   Transform(({ value }) => (typeof value === 'string' ? (trim ? value.trim() : value).toLowerCase() : value));
 
 export class UserInputDto {
-  /** Trimmed and lower-cased before it is checked and stored; at most 254 characters (RFC 5321). */
-  @ApiProperty({ example: 'joe@example.com', maxLength: 254, description: 'Trimmed and lower-cased, then checked.' })
-  @lowerCase(true)
+  /** Normalized (email-address.ts) before it is checked and stored; at most 254 characters (RFC 5321). */
+  @ApiProperty({
+    example: 'joe@example.com',
+    maxLength: 254,
+    description:
+      'Trimmed, Unicode NFC, lower-cased, the domain written as its IDNA A-label (bücher.example → xn--bcher-kva.example), ' +
+      'then checked: no control characters (U+0000-U+001F, U+007F), at most 254 characters, a valid address. ' +
+      'The normalized form is stored, returned and mailed to.',
+  })
+  @NormalizeEmailAddress()
   @IsDefined()
   @IsString()
   @MaxLength(254)
   @IsEmailAddress()
+  @HasNoControlCharacters() // checked first (class-validator runs the last decorator first): the precise message
   email: string;
 }
 

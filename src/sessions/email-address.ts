@@ -1,0 +1,54 @@
+import { Transform } from 'class-transformer';
+import { buildMessage, ValidateBy } from 'class-validator';
+import { domainToASCII } from 'node:url';
+
+/** C0 controls and DEL: never part of an address mail can be sent to as written. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The one spelling of an email address that is stored, returned and mailed to (SPEC "POST
+ * /sessions"): trimmed; Unicode NFC (UAX #15), so composed and decomposed spellings are one; lower
+ * case; the domain as its IDNA A-label (UTS #46 via WHATWG URL's `domainToASCII`, as mail software
+ * sends it: `bücher.example` → `xn--bcher-kva.example`). Leading and trailing white space (tabs and
+ * line breaks included) is trimmed first; a control character left anywhere makes it unusable.
+ *
+ * @param raw the address as sent
+ * @returns the normalized address, or null when it has a control character or a domain that has no
+ *   A-label (the caller refuses it); whether the result is a valid address is checked separately
+ *   (class-validator's IsEmail)
+ */
+export function normalizeEmailAddress(raw: string): string | null {
+  const trimmed = raw.trim();
+  if (CONTROL_CHARACTER.test(trimmed)) return null;
+  // Lower-casing can leave a string that is no longer NFC: normalize on both sides of it.
+  const folded = trimmed.normalize('NFC').toLowerCase().normalize('NFC');
+  const at = folded.lastIndexOf('@'); // a quoted local part may hold '@'; the domain never does
+  if (at < 0) return folded;
+  const domain = domainToASCII(folded.slice(at + 1));
+  return domain === '' ? null : `${folded.slice(0, at)}@${domain}`;
+}
+
+/** Whether `value` is already in the form normalizeEmailAddress gives (so it is stored as it is mailed). */
+export function isNormalizedEmailAddress(value: string): boolean {
+  return normalizeEmailAddress(value) === value;
+}
+
+/**
+ * class-transformer: replaces a string with its normalized address; one that cannot be normalized
+ * is only trimmed, so that the validators name what is wrong with it.
+ */
+export const NormalizeEmailAddress = () =>
+  Transform(({ value }) => (typeof value === 'string' ? (normalizeEmailAddress(value) ?? value.trim()) : value));
+
+/**
+ * class-validator: no C0 control character (U+0000–U+001F) or DEL (U+007F) anywhere in a string
+ * (other types pass: the type checks name them).
+ */
+export const HasNoControlCharacters = () =>
+  ValidateBy({
+    name: 'hasNoControlCharacters',
+    validator: {
+      validate: (value: unknown) => typeof value !== 'string' || !CONTROL_CHARACTER.test(value),
+      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must not contain control characters (U+0000-U+001F, U+007F)`),
+    },
+  });
