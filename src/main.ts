@@ -7,24 +7,32 @@ import { configureApp } from './app.setup.js';
 import { AppConfig, loadAppConfig } from './config/app-config.js';
 import { useDevelopmentSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
+import { StartupError } from './common/startup-error.js';
 import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
 import { ShutdownState } from './health/shutdown-state.js';
 import { createHttpAdapter } from './http/http-adapter.js';
+import { assertPortAvailable } from './http/port-check.js';
 
 async function bootstrap(): Promise<void> {
   // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
   loadDotEnv();
   const developmentSecret = useDevelopmentSecret(process.env);
   const early = loadAppConfig(process.env);
+  // Before the database is started and migrated: a port in use is one line naming PORT.
+  await assertPortAvailable(early.port);
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(), createHttpAdapter(early), {
     bodyParser: false, // JSON bodies only: http/json-body.ts
     bufferLogs: true,
     abortOnError: false, // let bootstrap() report start-up errors (a configuration error in one line)
+    // A failed start prints bootstrap()'s one line, not Nest's buffered text log and stack trace;
+    // the buffer goes to pino once the app exists (flushLogs below).
+    autoFlushLogs: false,
   });
   const logger = app.get(Logger);
   app.useLogger(logger);
+  app.flushLogs();
   const config = app.get(AppConfig);
   const embedded = app.get(EmbeddedDatabaseHolder);
   await configureApp(app);
@@ -100,8 +108,9 @@ async function listenOnAllAddresses(app: NestFastifyApplication, port: number): 
 }
 
 bootstrap().catch((error: unknown) => {
-  process.stderr.write(
-    `${error instanceof ConfigurationError ? error.message : error instanceof Error ? error.stack : String(error)}\n`,
-  );
+  if (!(error instanceof StartupError && error.logged)) {
+    const oneLine = error instanceof ConfigurationError || error instanceof StartupError;
+    process.stderr.write(`${oneLine ? error.message : error instanceof Error ? error.stack : String(error)}\n`);
+  }
   process.exit(1);
 });

@@ -1,6 +1,15 @@
+import { createServer, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { errorBody, othr, uniqueEmail } from './support/factories.js';
-import { buildServer, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import {
+  buildServer,
+  connectionRefused,
+  freePort,
+  spawnServer,
+  startServer,
+  type ServerBuild,
+  type ServerProcess,
+} from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { TEST_SECRET } from './support/test-app.js';
@@ -201,6 +210,106 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       // The connection is usable afterwards, and the process is fine.
       expect((await fetch(`${server.baseUrl}/health/live`)).status).toBe(200);
     });
+  });
+
+  describe('wrong settings: one line naming the setting, within seconds, through the log, never the password', () => {
+    const PASSWORD = 'postgres'; // the test server's; must never be printed
+    const withUrl = (change: (url: URL) => void) => {
+      const url = new URL(db.url);
+      change(url);
+      return url.toString();
+    };
+    /** Output lines (pino JSON lines, or plain ones) that mention `text`. */
+    const linesWith = (output: string, text: string) => output.split('\n').filter((line) => line.includes(text));
+
+    async function waitFor(server: ServerProcess, text: string, count = 1): Promise<void> {
+      for (const deadline = Date.now() + 40_000; linesWith(server.output(), text).length < count && Date.now() < deadline; ) await sleep(50);
+      expect(linesWith(server.output(), text).length, server.output()).toBeGreaterThanOrEqual(count);
+    }
+
+    const expectNoStackOrSecret = (output: string) => {
+      expect(output).not.toMatch(/^\s+at /m); // no stack trace
+      expect(output).not.toContain('[Nest]'); // no Nest text log
+      expect(output).not.toContain(`:${PASSWORD}@`);
+      expect(output).not.toContain('Secr3tPw');
+    };
+
+    it('a refused port (DATABASE_URL): one warning line per attempt, naming DATABASE_URL and why', async () => {
+      const port = await freePort();
+      const server = await spawnServer(build, { ...baseEnv(), DATABASE_URL: withUrl((url) => ((url.port = String(port)), (url.password = 'Secr3tPw'))) });
+      servers.push(server);
+      const line = `Cannot connect to PostgreSQL at 127.0.0.1:${port}/`;
+      await waitFor(server, line, 2); // the first attempt, and the retry 3 s later
+      server.child.kill('SIGKILL');
+      await server.exited;
+      const lines = linesWith(server.output(), line);
+      expect(lines.length).toBeLessThanOrEqual(3);
+      for (const [i, text] of lines.entries()) {
+        expect(JSON.parse(text)).toMatchObject({
+          level: 40,
+          context: 'Database',
+          msg: expect.stringContaining(
+            `connection refused (nothing listens on that host and port); check DATABASE_URL (attempt ${i + 1} of 10; retrying in 3 s)`,
+          ),
+        });
+      }
+      expectNoStackOrSecret(server.output());
+    }, 60_000);
+
+    it.each([
+      [
+        'a wrong password (DATABASE_URL)',
+        () => ({ DATABASE_URL: withUrl((url) => (url.password = 'Secr3tPw')) }),
+        'password authentication failed for user "postgres"; check DATABASE_URL',
+      ],
+      [
+        'a missing database (DATABASE_URL)',
+        () => ({ DATABASE_URL: withUrl((url) => (url.pathname = '/no_such_database')) }),
+        'database "no_such_database" does not exist; check DATABASE_URL',
+      ],
+      [
+        'a wrong password (DB_*)',
+        () => {
+          const url = new URL(db.url);
+          return { DB_HOST: url.hostname, DB_PORT: url.port, DB_USERNAME: 'postgres', DB_PASSWORD: 'Secr3tPw', DB_NAME: url.pathname.slice(1) };
+        },
+        'password authentication failed for user "postgres"; check DB_USERNAME and DB_PASSWORD',
+      ],
+      [
+        'a missing database (DB_*)',
+        () => {
+          const url = new URL(db.url);
+          return { DB_HOST: url.hostname, DB_PORT: url.port, DB_USERNAME: 'postgres', DB_PASSWORD: PASSWORD, DB_NAME: 'no_such_database' };
+        },
+        'database "no_such_database" does not exist; check DB_NAME',
+      ],
+    ])('%s: exit 1 with one error line', async (_case, settings, reason) => {
+      const { DATABASE_URL: _url, ...env } = baseEnv();
+      const server = await spawnServer(build, { ...env, ...settings() });
+      servers.push(server);
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      const lines = server.output().trim().split('\n');
+      expect(lines, server.output()).toHaveLength(1);
+      expect(JSON.parse(lines[0])).toMatchObject({ level: 50, context: 'Database', msg: expect.stringContaining(reason) });
+      expectNoStackOrSecret(server.output());
+    }, 60_000);
+
+    it('a PORT already in use: one line naming PORT, before the database is touched', async () => {
+      const fresh = await createTestDatabase();
+      const holder = createServer();
+      await new Promise<void>((resolve) => holder.listen(0, resolve));
+      const port = (holder.address() as AddressInfo).port;
+      try {
+        const server = await spawnServer(build, { ...baseEnv(), DATABASE_URL: fresh.url, PORT: String(port) });
+        servers.push(server);
+        expect(await server.exited).toEqual({ code: 1, signal: null });
+        expect(server.output()).toBe(`PORT=${port} is already in use by another process: stop it, or set PORT to a free port.\n`);
+        expect(await fresh.query(`SELECT to_regclass('public.migrations') AS migrations`)).toEqual([{ migrations: null }]);
+      } finally {
+        holder.close();
+        await fresh.drop();
+      }
+    }, 60_000);
   });
 
   describe('NODE_ENV', () => {

@@ -1,11 +1,13 @@
 import { Injectable, Logger, Module } from '@nestjs/common';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { Logger as PinoBackedLogger } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source-options.js';
 import { resolveDatabaseUrl } from './database-url.js';
 import type { EmbeddedDatabase } from './embedded-postgres.js';
 import { runMigrations } from './run-migrations.js';
+import { waitForDatabase } from './wait-for-database.js';
 
 /**
  * Owns the embedded PostgreSQL, when one was started. `main.ts` stops it after `app.close()`, once
@@ -40,9 +42,16 @@ const QUERY_TIMEOUT_MS = 5_000;
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
-      inject: [AppConfig],
-      useFactory: async (config: AppConfig) => {
+      inject: [AppConfig, PinoBackedLogger],
+      useFactory: async (config: AppConfig, pino: PinoBackedLogger) => {
         const { url, embedded } = await resolveDatabaseUrl(config.database, (line) => logger.verbose(line));
+        // Straight to pino (Nest's own logger is still buffering): which setting fails, and why.
+        if (!embedded) {
+          await waitForDatabase(url, config.database, {
+            warn: (line) => pino.warn(line, 'Database'),
+            error: (line) => pino.error(line, 'Database'),
+          });
+        }
         if (embedded) {
           startedEmbedded = embedded;
           if (embedded.portTaken !== null) {
@@ -56,7 +65,8 @@ const QUERY_TIMEOUT_MS = 5_000;
           );
         }
         const options = dataSourceOptions(url);
-        return { ...options, extra: { ...options.extra, query_timeout: QUERY_TIMEOUT_MS } };
+        // waitForDatabase did the retrying, with readable lines; no second round of TypeORM's.
+        return { ...options, extra: { ...options.extra, query_timeout: QUERY_TIMEOUT_MS }, toRetry: () => false };
       },
       dataSourceFactory: async (options) => {
         const migrator = await new DataSource(dataSourceOptions((options as { url: string }).url)).initialize();

@@ -45,6 +45,26 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Starts the built server with exactly `env` (plus PATH and a free PORT unless `env` names one),
+ * without waiting for it (e.g. to watch a start that fails).
+ */
+export async function spawnServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const child = spawn(process.execPath, [build.mainJs], {
+    cwd: build.dir, // no .env there
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    child.once('exit', (code, signal) => resolveExit({ code, signal })),
+  );
+  return { child, port, baseUrl: `http://127.0.0.1:${port}`, output: () => output, exited };
+}
+
 /** Starts the built server with exactly `env` (plus PATH and PORT), and waits for GET /health/live. */
 export async function startServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
