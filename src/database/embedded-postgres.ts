@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { assertPostgresUserCanReach } from './postgres-user-access.js';
 
 /** A running embedded PostgreSQL server and the URL of its `postgres` database. */
 export interface EmbeddedDatabase {
@@ -64,6 +65,7 @@ export async function startEmbeddedPostgres(options: {
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
+  await assertPostgresUserCanReach(dataDir);
   await mkdir(dataDir, { recursive: true });
   const log = options.onLog ?? (() => undefined);
   // A server left running on this folder by a killed run may hold the preferred port: stop it first.

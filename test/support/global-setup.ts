@@ -2,6 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { StartupError } from '../../src/common/startup-error.js';
 import { startEmbeddedPostgres } from '../../src/database/embedded-postgres.js';
 
 declare module 'vitest' {
@@ -26,6 +27,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     dataDir: await mkdtemp(join(tmpdir(), 'sessions-test-pg-')),
     persistent: false,
     serverFlags: ['-c', 'fsync=off', '-c', 'max_connections=300'],
+  }).catch((error: unknown) => {
+    // e.g. run as root from a folder the `postgres` user cannot enter: the one line says what to do.
+    if (!(error instanceof StartupError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
   });
   project.provide('adminDatabaseUrl', server.url);
   return () => server.stop();
