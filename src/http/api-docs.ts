@@ -77,6 +77,6 @@ function examplesFor(status: number, description: string): Record<string, { summ
 }
 
 export const BODY_ERRORS: [number, string][] = [
-  [413, '`payload_too_large`: body over 16 KiB.'],
+  [413, '`payload_too_large`: body over 16 KiB (answered while the client is still sending; the rest is read and discarded, up to 16 MiB or 10 s).'],
   [415, '`unsupported_media_type`: a body not sent as JSON (UTF-8; identity, gzip, deflate or br).'],
 ];

@@ -7,7 +7,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setTitle('Session Management API')
     .setDescription(
       'Passwordless login with an emailed one-time code; one session per device, authenticated by an ' +
-        'opaque bearer token (RFC 6750). Every error is JSON with a stable `code` (see ApiErrorDto).',
+        'opaque bearer token (RFC 6750). Every error is JSON with a stable `code` (see ApiErrorDto). Request bodies are ' +
+        'JSON objects of at most 16 KiB; an object that names one member twice is refused (400 `validation_failed`).',
     )
     .setVersion('1.0')
     // The order of the UI's sections: the API first, then what operators use.
