@@ -21,7 +21,8 @@ CMD ["npm", "run", "start:dev"]
 
 # Runtime stage (the default): production dependencies and the compiled app, as the unprivileged
 # `node` user. Listens on every address (HOST=::, IPv4 too; IPv4 only where IPv6 is off).
-# SIGTERM (docker stop) drains requests in flight, then exits 0 (SHUTDOWN_GRACE_PERIOD, 10 s).
+# SIGTERM (docker stop) makes readiness 503, keeps serving SHUTDOWN_DELAY s (default 0), then drains
+# requests in flight and exits 0 (SHUTDOWN_GRACE_PERIOD, 10 s).
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=8080 HOST=::
 WORKDIR /app

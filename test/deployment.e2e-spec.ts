@@ -1,5 +1,5 @@
 import { chmod, cp, mkdir, mkdtemp, readdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -212,6 +212,27 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       }
       // The connection is usable afterwards, and the process is fine.
       expect((await fetch(`${server.baseUrl}/health/live`)).status).toBe(200);
+    });
+
+    it('the discarding is bounded: a client that keeps sending past 16 MiB more is cut off, after reading its 413', async () => {
+      const socket = createConnection({ host: '127.0.0.1', port: server.port });
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => undefined); // EPIPE / ECONNRESET once the server cuts
+      const total = 64 * 1024 * 1024;
+      socket.write(`POST /sessions?mode=email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      let written = 0;
+      while (written < total && !socket.destroyed) {
+        written += chunk.length;
+        if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+      }
+      await closed;
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(answer).toContain('"code":"payload_too_large"');
+      expect(written).toBeLessThan(total); // cut off before the 64 MiB were all sent
     });
   });
 
