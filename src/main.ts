@@ -20,7 +20,7 @@ async function bootstrap(): Promise<void> {
   const developmentSecret = useDevelopmentSecret(process.env);
   const early = loadAppConfig(process.env);
   // Before the database is started and migrated: a port in use is one line naming PORT.
-  await assertPortAvailable(early.port);
+  await assertPortAvailable(early.port, early.host);
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(), createHttpAdapter(early), {
     bodyParser: false, // JSON bodies only: http/json-body.ts

@@ -2,17 +2,21 @@ import { createServer } from 'node:net';
 import { StartupError } from '../common/startup-error.js';
 
 /**
- * Checks that PORT can be listened on (all addresses, as main.ts will), before the embedded
+ * Checks that PORT can be listened on (on HOST, or every address, as main.ts will), before the embedded
  * PostgreSQL is started and the migrations run, so that a port in use is one line naming PORT.
  * Another process may still take the port in between; then `listen` fails as before.
+ * @param host HOST (null: every address)
  * @throws StartupError when the port is in use or needs privileges
  */
-export async function assertPortAvailable(port: number): Promise<void> {
+export async function assertPortAvailable(port: number, host: string | null = null): Promise<void> {
   try {
-    await probe(port, '::').catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EAFNOSUPPORT' && error.code !== 'EADDRNOTAVAIL') throw error;
-      return probe(port, '0.0.0.0');
-    });
+    if (host !== null && host !== '::') await probe(port, host);
+    else {
+      await probe(port, '::').catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EAFNOSUPPORT' && error.code !== 'EADDRNOTAVAIL') throw error;
+        return probe(port, '0.0.0.0');
+      });
+    }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
