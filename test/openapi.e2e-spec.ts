@@ -295,7 +295,7 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
       413: ['payload_too_large'],
       415: ['unsupported_media_type'],
       429: ['rate_limited'],
-      503: ['database_unavailable'],
+      503: ['database_unavailable', 'shutting_down'],
     });
     // The example of a malformed session id names the path parameter.
     const idExample = operation(doc, 'DELETE /sessions/{uuid}').responses['400'].content['application/json'].examples;

@@ -75,9 +75,7 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
   if (production && !given('APP_SECRET')) problems.push('APP_SECRET (at least 32 characters) is required when NODE_ENV=production');
   // The log transport prints codes, so it is only allowed in development: any other NODE_ENV
   // (production, staging, qa, test, ...) may be reachable by real people.
-  if (nodeEnv !== 'development' && !given('SMTP_URL')) {
-    problems.push(`SMTP_URL is required when NODE_ENV=${nodeEnv} (mail is printed to the log only when NODE_ENV is development or unset)`);
-  }
+  if (nodeEnv !== 'development' && !given('SMTP_URL')) problems.push(`SMTP_URL is required when NODE_ENV=${nodeEnv}`);
   if (production && !given('DATABASE_URL') && !given('DB_HOST')) problems.push('DATABASE_URL (or DB_HOST) is required when NODE_ENV=production');
   const trust = trustProxy(env.TRUST_PROXY);
   if (typeof trust === 'object') problems.push(trust.problem);

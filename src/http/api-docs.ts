@@ -25,6 +25,7 @@ export const ERROR_EXAMPLES: Record<string, ApiError> = {
   unsupported_media_type: new ApiError(415, 'unsupported_media_type', 'Send the body as JSON with Content-Type: application/json.'),
   rate_limited: SessionErrors.rateLimited(42, 'A code was sent to this device less than 60 s ago; retry in 42 s.'),
   database_unavailable: new ApiError(503, 'database_unavailable', 'The database is not reachable right now; try again shortly.'),
+  shutting_down: new ApiError(503, 'shutting_down', 'The service is shutting down.'),
 };
 
 /** `validation_failed` for a malformed session id in the path: `fields` names the parameter. */
