@@ -287,7 +287,7 @@ async function main() {
       let k = 0;
       const ceiling = await sqlCeiling('SELECT session by token hash on device', async () => {
         const s = s1Sessions[k++ % s1Sessions.length];
-        await pool.query(SQL.findByTokenHashOnDevice, [s.tokenHash, s.email, s.type, s.vendorUuid]);
+        await pool.query(SQL.findByTokenHashOnDevice, [s.tokenHash, s.email, s.type, s.vendorUuid, new Date()]);
       });
       scenarios.push(row(3, 'POST /sessions — reuse with Bearer (200)', service, ceiling, {
         sessions: s1Sessions.length,
@@ -435,10 +435,10 @@ async function main() {
       targets,
       notes: [
         'SQL ceiling: the statements the endpoint runs (imported from dist/sessions/session-statements.js, the texts SessionsRepository uses; for PATCH plus START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
-        'The login ceiling calls start_login (one statement) with a mail queue "bench-ceiling" created with pgboss.create_queue like the service\'s otp-mail queue (same table, partitioning and indexes); nothing consumes it.',
+        'The login ceiling calls start_login (one statement, SESSION_SQL.startLogin, the function the service calls) with the send limits off (cooldown 0, cap 1,000,000); it writes its mails to mail_outbox like the service, and the service\'s relay (its 1 s poll) hands them to graphile-worker meanwhile, so the ceiling includes the hand-over that a login causes; those mails are removed right after the ceiling (outbox rows deleted, their jobs removed through graphile_worker.remove_job()).',
         'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
-        'Mail: the service\'s mail worker sends far fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still queued from the jobs (opened with APP_SECRET, as the worker does) for scenario 4, deletes those jobs and vacuums the job table, so that their delivery does not run under the next measurements (details.mail* fields).',
+        'Mail: the service\'s mail worker may send fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still unsettled from mail_outbox (opened with APP_SECRET, as the worker does) for scenario 4, deletes those rows and removes their jobs through graphile-worker\'s documented remove_job(), so that their delivery does not run under the next measurements (details.mail* fields).',
         'The node:http ceiling is also the ceiling of the load generator (one autocannon thread) on loopback.',
       ],
     };
@@ -481,20 +481,19 @@ async function main() {
       log(`  service: ${fmt(service.reqPerSec)} req/s; mails sent during the ${WARMUP_S + DURATION_S} s: ${delivered} (${fmt(delivered / (WARMUP_S + DURATION_S))}/s), still queued: ${backlog}`);
       const mailDrain = await drainMail(MAIL_DRAIN_WAIT_MS);
       const purged = await takeQueuedCodes();
-      // Thousands of job rows deleted at once: vacuum them now (as autovacuum soon would) so that the
-      // mail worker's fetches in the next scenario do not wade through their dead index entries.
-      await q('VACUUM (ANALYZE) pgboss.job');
-      if (purged > 0) log(`  ${purged} mails still queued: codes taken from the queue (decrypted with APP_SECRET), jobs deleted`);
+      // Thousands of outbox rows deleted at once: vacuum them now (as autovacuum soon would) so that
+      // the relay's scans in the next scenario do not wade through their dead index entries.
+      await q('VACUUM (ANALYZE) mail_outbox');
+      if (purged > 0) log(`  ${purged} mails still unsettled: codes taken from mail_outbox (decrypted with APP_SECRET), rows deleted, jobs removed`);
 
       log(`  SQL ceiling (pg, ${CONNECTIONS} concurrent, pool ${SQL_POOL_MAX})`);
-      const queue = await ceilingQueue();
+      const seal = await ceilingSealer();
       let k = 0;
       const ceiling = await sqlCeiling('login (start_login)', async () => {
         const i = k++;
         const email = `c${id}-${RUN_TAG}-${i}@ceiling.example`;
         const mobi = i % 2 === 1;
         const now = new Date();
-        const hourAgo = new Date(now.getTime() - 3_600_000);
         const sessionId = randomUUID();
         const otpExpiresAt = new Date(now.getTime() + 300_000);
         const tokenHash = sha256(randomBytes(32));
@@ -503,19 +502,22 @@ async function main() {
           await pool.query(SQL.startLogin, [
             randomUUID(), email, randomUUID(), mobi ? 'mobi' : 'othr', mobi ? randomUUID() : null, now,
             sessionId, tokenHash, otpHash, otpExpiresAt, 5, '127.0.0.1', null,
-            hourAgo, hourAgo, null, 1_000_000, queue, mailJobData(sessionId, email, otpExpiresAt),
+            'en', 0, 1_000_000, mailJobData(seal, sessionId, email, otpExpiresAt),
           ])
         ).rows;
-        if (!r.created) throw new Error('start_login refused a ceiling login');
+        if (r.refusal) throw new Error(`start_login refused a ceiling login: ${r.refusal}`);
         ceilingSessions.push({ id: sessionId, tokenHash, otpHash });
       });
+      // The ceiling's mails (unopenable codes) must not be worked on under the next measurements.
+      await takeQueuedCodes();
+      await q('VACUUM (ANALYZE) mail_outbox');
       return row(id, name, service, ceiling, {
         tableCountsBefore: tableCounts ?? null,
         mailsSentDuringWarmupAndRun: delivered,
         mailsQueuedAfterRun: backlog,
         mailDrain,
         mailJobsPurged: purged,
-        sqlStatements: `SELECT * FROM start_login(...) (one statement: find-or-create user and device, send history, session, send record, mail job into queue ${queue})`,
+        sqlStatements: 'SELECT * FROM start_login(...) (one statement: find-or-create user and device, session, send_otp: send history, send record, mail_outbox row)',
       });
     }
 
@@ -611,45 +613,35 @@ async function main() {
       }
     }
 
-    /** The pg-boss job insert, as pg-boss 10 issues it, into a queue of the bench's own. */
-    /**
-     * A pg-boss queue "bench-ceiling" with the settings of the service's otp-mail queue, for the jobs
-     * the login ceiling inserts (the same table, partitioning and indexes; nothing consumes them).
-     */
-    async function ceilingQueue() {
-      if (ceilingQueue.created) return 'bench-ceiling';
-      const [o = {}] = await q(`SELECT policy, retry_limit, retry_delay, retry_backoff, expire_seconds, retention_minutes
-        FROM pgboss.queue WHERE name = 'otp-mail'`);
-      await q(`SELECT pgboss.create_queue($1, $2)`, [
-        'bench-ceiling',
-        JSON.stringify({
-          policy: o.policy ?? 'standard',
-          retryLimit: o.retry_limit ?? 16,
-          retryDelay: o.retry_delay ?? 1,
-          retryBackoff: o.retry_backoff ?? true,
-          expireInSeconds: o.expire_seconds ?? 60,
-          retentionMinutes: o.retention_minutes ?? 5,
-        }),
-      ]);
-      ceilingQueue.created = true;
-      return 'bench-ceiling';
+    /** Seals a code as the service does (so that the worker can send the ceiling's mails like any other). */
+    async function ceilingSealer() {
+      const { deriveKey, seal } = await import(new URL('../dist/security/sealed-box.js', import.meta.url));
+      const key = deriveKey(serverEnv.APP_SECRET, 'otp-mail-job');
+      return (code, sessionId) => seal(key, code, sessionId);
     }
 
-    function mailJobData(sessionId, email, expiresAt) {
-      return { sessionId, to: email, sealedCode: randomBytes(34).toString('base64url'), expiresAt: expiresAt.toISOString(), validSeconds: 300 };
+    function mailJobData(seal, sessionId, email, expiresAt) {
+      const code = String(randomBytes(4).readUInt32BE() % 1_000_000).padStart(6, '0');
+      return { to: email, sealedCode: seal(code, sessionId), expiresAt: expiresAt.toISOString(), validSeconds: 300 };
     }
 
     /**
-     * The mail worker cannot keep up with the logins (see the report): the codes of mails still queued
-     * are read from the jobs (opened with APP_SECRET, as the worker does) for scenario 4, and the jobs
-     * are deleted so that their delivery does not run under the next measurements.
-     * @returns the number of jobs deleted
+     * The codes of mails not settled yet are read from mail_outbox (opened with APP_SECRET, as the
+     * worker does) for scenario 4; the rows are deleted and the jobs of those already handed over are
+     * removed through graphile-worker's documented remove_job(), so that their delivery does not run
+     * under the next measurements.
+     * @returns the number of mails removed
      */
     async function takeQueuedCodes() {
       const { deriveKey, open } = await import(new URL('../dist/security/sealed-box.js', import.meta.url));
       const key = deriveKey(serverEnv.APP_SECRET, 'otp-mail-job');
-      const jobs = await q(`DELETE FROM pgboss.job WHERE name = 'otp-mail' AND state IN ('created', 'retry')
-        RETURNING data->>'sessionId' AS "sessionId", data->>'sealedCode' AS "sealedCode"`);
+      const jobs = await q(`WITH gone AS (
+          DELETE FROM mail_outbox RETURNING session_id, payload, handed_over_at
+        ), removed AS (
+          SELECT graphile_worker.remove_job('otp-mail:' || session_id) FROM gone WHERE handed_over_at IS NOT NULL
+        )
+        SELECT g.session_id AS "sessionId", g.payload->>'sealedCode' AS "sealedCode", (SELECT count(*) FROM removed) AS removed
+          FROM gone g`);
       for (const job of jobs) {
         try {
           queuedCodes.set(job.sessionId, open(key, job.sealedCode, job.sessionId));
@@ -661,7 +653,7 @@ async function main() {
     }
 
     async function mailBacklog() {
-      return (await q(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'otp-mail'`))[0].n;
+      return (await q(`SELECT count(*)::int AS n FROM mail_outbox`))[0].n;
     }
 
     /** Waits (at most `limitMs`) for the service's mail worker to send what is queued. */
@@ -687,11 +679,9 @@ async function main() {
         FROM sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id
         WHERE d.type = 'mobi' AND s.status = 'pending' LIMIT 1`);
       const now = new Date();
-      const hourAgo = new Date(now.getTime() - 3_600_000);
       const statements = {
         findByTokenHash: [x.token_hash],
-        findByTokenHashOnDevice: [x.token_hash, x.email, x.type, x.vendor_uuid],
-        sendHistory: [x.user_id, x.device_id, hourAgo, hourAgo],
+        findByTokenHashOnDevice: [x.token_hash, x.email, x.type, x.vendor_uuid, now],
       };
       const plans = [];
       for (const [statement, values] of Object.entries(statements)) {

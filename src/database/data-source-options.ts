@@ -1,4 +1,5 @@
 import type { DataSourceOptions } from 'typeorm';
+import { MailOutbox } from '../mail/mail-outbox.entity.js';
 import { Device } from '../sessions/entities/device.entity.js';
 import { OtpSend } from '../sessions/entities/otp-send.entity.js';
 import { Session } from '../sessions/entities/session.entity.js';
@@ -10,14 +11,16 @@ import { SweepIndexes1764489600000 } from './migrations/1764489600000-sweep-inde
 import { StartLoginFunction1764576000000 } from './migrations/1764576000000-start-login-function.js';
 import { ConfirmSessionFunction1764662400000 } from './migrations/1764662400000-confirm-session-function.js';
 import { SchemaComments1764748800000 } from './migrations/1764748800000-schema-comments.js';
+import { MailOutbox1764835200000 } from './migrations/1764835200000-mail-outbox.js';
 
-export const ENTITIES = [User, Device, Session, OtpSend];
+export const ENTITIES = [User, Device, Session, OtpSend, MailOutbox];
 export const MIGRATIONS = [
   InitialSchema1764403200000,
   SweepIndexes1764489600000,
   StartLoginFunction1764576000000,
   ConfirmSessionFunction1764662400000,
   SchemaComments1764748800000,
+  MailOutbox1764835200000,
 ];
 
 /** The one source of database options, shared by the app, the migration command and the tests. */

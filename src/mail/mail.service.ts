@@ -50,10 +50,11 @@ export class MailService implements OnApplicationShutdown {
   /**
    * Emails a login code.
    * @param validSeconds the code's lifetime, shown to the reader in whole minutes (rounded up)
+   * @param locale BCP 47 language tag of the session (RFC 5646), for the renderer
    * @throws MailDeliveryError when the SMTP server refuses (permanent for 5xx) or cannot be reached
    */
-  async sendOtp(to: string, code: string, validSeconds: number): Promise<void> {
-    const mail = renderOtpMail(code, Math.ceil(validSeconds / 60));
+  async sendOtp(to: string, code: string, validSeconds: number, locale: string): Promise<void> {
+    const mail = renderOtpMail(code, Math.ceil(validSeconds / 60), locale);
     if (!this.transport) {
       this.logger.warn(`[DEV MAIL] to=${to} subject="${mail.subject}"\n${mail.text}`);
       this.metrics.mailsSent.inc();

@@ -1,57 +1,35 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import PgBoss from 'pg-boss';
-import type { DataSource, EntityManager } from 'typeorm';
+import { type JobHelpers, Logger as WorkerLogger, type Runner, run } from 'graphile-worker';
+import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { deriveKey, open, seal } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
+import { OTP_MAIL_TASK, type OtpMail, type OtpMailJob, type OtpMailPayload } from './otp-mail.job.js';
+import { OtpMailRelay } from './otp-mail.relay.js';
 
-export const OTP_MAIL_QUEUE = 'otp-mail';
-export const PGBOSS_SCHEMA = 'pgboss';
-
-/** A mail job as stored in PostgreSQL: the code only sealed (AES-256-GCM, bound to the session). */
-export interface OtpMailJob {
-  sessionId: string;
-  to: string;
-  sealedCode: string;
-  /** ISO 8601; past it the code is useless and the job is dropped. */
-  expiresAt: string;
-  validSeconds: number;
-}
-
-/** The job insert (migration 1764576000000): pg-boss `send()`'s row, with the queue's retry settings. */
-const ENQUEUE_SQL = 'SELECT enqueue_otp_mail($1, $2)';
-
-/** A login code to mail. */
-export interface OtpMail {
-  sessionId: string;
-  to: string;
-  code: string;
-  /** When the code stops working; the job is dropped after it. */
-  expiresAt: Date;
-}
-
-const BATCH_SIZE = 50;
-/** Fetch loops per replica: while one waits for its batch's slowest mail, another sends. */
-const WORKER_LOOPS = 2;
-/** Arbitrary constant naming the mail queue's setup among PostgreSQL advisory locks. */
-const QUEUE_SETUP_LOCK_KEY = 4_130_817_205;
+/** Mails sent at once per replica: SMTP round trips are slow, so several wait in parallel. */
+export const MAIL_WORKER_CONCURRENCY = 10;
+/** Seconds between a replica's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
+const WORKER_POLL_INTERVAL_MS = 1_000;
 
 /**
- * Durable delivery of login codes through a PostgreSQL job queue (pg-boss). A job is inserted in
- * the same transaction as its session (or resend), so there is no session without its mail and no
- * mail for a rolled-back session. Workers (one per replica; pg-boss hands each job to one worker)
- * send it, retry transient SMTP failures with exponential backoff until the code expires, never
- * retry a permanent (5xx) rejection, and delete the job once it is settled, so no archive keeps it.
+ * Durable delivery of login codes. `send_otp` (SQL) writes the sealed mail to `mail_outbox` in
+ * the transaction of its session, so there is no session without its mail and no mail for a
+ * rolled-back request; OtpMailRelay hands outbox rows to graphile-worker in batches (its
+ * documented `add_jobs()`); this class runs graphile-worker's runner, whose workers LISTEN for new
+ * jobs and send them. A transient SMTP failure throws, and graphile-worker retries the job with
+ * exponential backoff until the code has expired; a permanent (5xx) rejection, an expired code or
+ * the last attempt settle the job without a retry. A settled mail's outbox row is deleted and
+ * graphile-worker deletes the completed job: nothing of the mail remains.
  */
 @Injectable()
 export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(OtpMailQueue.name);
   private readonly key: Buffer;
-  private boss: PgBoss | null = null;
-  private readonly workerIds: string[] = [];
+  private runner: Runner | null = null;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -59,122 +37,111 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly mail: MailService,
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
+    private readonly relay: OtpMailRelay,
   ) {
     this.key = deriveKey(config.appSecret, 'otp-mail-job');
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const { url } = this.dataSource.options as { url: string };
-    const boss = new PgBoss({ connectionString: url, schema: PGBOSS_SCHEMA, max: 4, supervise: true, schedule: false });
-    boss.on('error', (error) => this.logger.warn(`Mail queue: ${error.message}`));
-    await boss.start();
-    // pg-boss's create_queue deadlocks when replicas starting together run it at once: take turns.
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query('SELECT pg_advisory_xact_lock($1)', [QUEUE_SETUP_LOCK_KEY]);
-      await boss.createQueue(OTP_MAIL_QUEUE, {
-        name: OTP_MAIL_QUEUE,
-        retryLimit: 16,
-        retryDelay: 1,
-        retryBackoff: true,
-        expireInSeconds: 60,
-        retentionSeconds: Math.max(60, this.config.otp.ttl),
-      });
+    // run() installs or upgrades graphile-worker's own schema (under its own lock) before it starts.
+    this.runner = await run({
+      connectionString: url,
+      maxPoolSize: MAIL_WORKER_CONCURRENCY + 2,
+      concurrency: MAIL_WORKER_CONCURRENCY,
+      pollInterval: WORKER_POLL_INTERVAL_MS,
+      noHandleSignals: true, // Nest's shutdown hooks stop it (onApplicationShutdown)
+      logger: this.workerLogger(),
+      // Completed and failed jobs are settled in batches (graphile-worker docs, "Performance"). Its
+      // localQueue (locking jobs ahead) stays off: a job locked ahead could no longer be replaced by
+      // a resend.
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
     });
-    for (let loop = 0; loop < WORKER_LOOPS; loop++) {
-      this.workerIds.push(
-        await boss.work<OtpMailJob>(OTP_MAIL_QUEUE, { batchSize: BATCH_SIZE, pollingIntervalSeconds: 0.5 }, (jobs) =>
-          this.deliverBatch(boss, jobs),
-        ),
-      );
-    }
-    this.metrics.registerMailQueueDepth(() => boss.getQueueSize(OTP_MAIL_QUEUE));
-    this.boss = boss;
+    this.relay.start();
+    this.metrics.registerMailQueueDepth(() => this.relay.depth());
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.boss?.stop({ graceful: true, timeout: 5_000, wait: true });
-    this.boss = null;
+    await this.relay.stop();
+    await this.runner?.stop();
+    this.runner = null;
   }
 
-  /**
-   * The queue and job data for a session's code mail, for `start_login` (SESSION_SQL), which inserts
-   * it with the session. The code is sealed (AES-256-GCM, bound to the session id).
-   */
-  jobFor(mail: OtpMail): { queue: string; data: OtpMailJob } {
+  /** The outbox payload of a session's code mail, for `send_otp`: the code sealed to the session id. */
+  payloadFor(mail: OtpMail): OtpMailPayload {
     return {
-      queue: OTP_MAIL_QUEUE,
-      data: {
-        sessionId: mail.sessionId,
-        to: mail.to,
-        sealedCode: seal(this.key, mail.code, mail.sessionId),
-        expiresAt: mail.expiresAt.toISOString(),
-        validSeconds: this.config.otp.ttl,
-      },
+      to: mail.to,
+      sealedCode: seal(this.key, mail.code, mail.sessionId),
+      expiresAt: mail.expiresAt.toISOString(),
+      validSeconds: this.config.otp.ttl,
     };
   }
 
-  /**
-   * Adds the mail for a session's code to the queue inside the caller's transaction, with the
-   * queue's retry settings (`enqueue_otp_mail`, the insert `start_login` uses too).
-   */
-  async enqueue(manager: EntityManager, mail: OtpMail): Promise<void> {
-    const { queue, data } = this.jobFor(mail);
-    await manager.query(ENQUEUE_SQL, [queue, data]);
-  }
-
-  /**
-   * Deletes mail jobs whose code has expired and that no worker holds (e.g. retries exhausted,
-   * or all workers were down), from the queue and from pg-boss's archive.
-   * @returns the number of jobs deleted
-   */
-  async purgeExpired(now: Date): Promise<number> {
-    let deleted = 0;
-    for (const table of ['job', 'archive']) {
-      const [, count]: [unknown, number] = await this.dataSource.query(
-        `DELETE FROM ${PGBOSS_SCHEMA}.${table}
-          WHERE name = $1 AND state <> 'active' AND (data->>'expiresAt')::timestamptz <= $2`,
-        [OTP_MAIL_QUEUE, now],
-      );
-      deleted += count;
-    }
-    return deleted;
-  }
-
-  /** Wakes this replica's worker now instead of at its next poll (call after the commit). */
+  /** Hands mails queued by a request of this replica to the worker now (call after the commit). */
   wake(): void {
-    if (!this.boss) return;
-    for (const id of this.workerIds) this.boss.notifyWorker(id);
+    this.relay.wake();
   }
 
-  /** Sends a batch in parallel, then deletes every settled job in one statement. */
-  private async deliverBatch(boss: PgBoss, jobs: PgBoss.Job<OtpMailJob>[]): Promise<void> {
-    const settled = await Promise.all(jobs.map((job) => this.deliver(boss, job)));
-    const done = jobs.filter((_job, i) => settled[i]).map((job) => job.id);
-    if (done.length > 0) await boss.deleteJob(OTP_MAIL_QUEUE, done);
+  /**
+   * Drops the mails whose code has expired: their outbox rows, and their queued jobs through
+   * graphile-worker's documented `remove_job()` (a job a worker holds is only kept from retrying).
+   * @returns the number of outbox rows deleted
+   */
+  purgeExpired(now: Date, batch: number): Promise<number> {
+    return this.relay.purgeExpired(now, batch);
   }
 
-  /** @returns true when the job is settled (sent, rejected, or its code expired) and can be deleted */
-  private async deliver(boss: PgBoss, job: PgBoss.Job<OtpMailJob>): Promise<boolean> {
-    const { sessionId, to, sealedCode, expiresAt, validSeconds } = job.data;
+  /** One attempt of one job. @throws Error for a transient failure, so that graphile-worker retries */
+  private async runJob(job: OtpMailJob, helpers: JobHelpers): Promise<void> {
+    const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
+    const retry = await this.deliver(job, lastAttempt);
+    if (retry) throw new Error(retry);
+    try {
+      await this.dataSource.query('DELETE FROM mail_outbox WHERE session_id = $1 AND revision = $2', [
+        job.sessionId,
+        job.revision,
+      ]);
+    } catch (error) {
+      // The job is settled all the same (not retried: that would send the mail twice); the sweep
+      // deletes the row once its code has expired.
+      this.logger.warn(`Mail for session ${job.sessionId}: outbox row not deleted: ${describe(error)}`);
+    }
+  }
+
+  /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
+  private async deliver(job: OtpMailJob, lastAttempt: boolean): Promise<string | null> {
+    const { sessionId, to, sealedCode, expiresAt, validSeconds, locale } = job;
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${sessionId} dropped: its code expired before it could be sent`);
       this.metrics.mailsFailed.inc();
-      return true;
+      return null;
     }
     try {
-      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds);
-      return true;
+      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds, locale);
+      return null;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
-      const reason = error instanceof Error ? error.message : String(error);
-      if (permanent) {
+      if (permanent || lastAttempt) {
         this.metrics.mailsFailed.inc();
-        this.logger.error(`Mail for session ${sessionId} rejected, not retried: ${reason}`);
-        return true;
+        this.logger.error(`Mail for session ${sessionId} ${permanent ? 'rejected' : 'failed on its last attempt'}, not retried: ${describe(error)}`);
+        return null;
       }
-      this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${reason}`);
-      await boss.fail(OTP_MAIL_QUEUE, job.id, { message: reason });
-      return false;
+      this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${describe(error)}`);
+      return describe(error);
     }
   }
+
+  /** graphile-worker's log lines through Nest's logger; its debug and info chatter is dropped. */
+  private workerLogger(): WorkerLogger {
+    const logger = new Logger('MailWorker');
+    return new WorkerLogger(() => (level, message) => {
+      if (level === 'error') logger.error(message);
+      else if (level === 'warning') logger.warn(message);
+    });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

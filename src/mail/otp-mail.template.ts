@@ -8,8 +8,10 @@ export interface MailContent {
 /**
  * The login-code email. Plain text and HTML say the same thing: the code, prominent, and how many
  * minutes it is valid. No links or images, so nothing can track the reader or be phished through it.
+ * @param locale BCP 47 language tag (RFC 5646) the session asked for; only English exists so far,
+ *   so it is accepted and ignored (issue #15 adds the translations)
  */
-export function renderOtpMail(code: string, validMinutes: number): MailContent {
+export function renderOtpMail(code: string, validMinutes: number, _locale: string): MailContent {
   const minutes = `${validMinutes} minute${validMinutes === 1 ? '' : 's'}`;
   return {
     subject: `Your login code: ${code}`,

@@ -9,16 +9,6 @@ export interface SessionState {
   expiresAt: Date | null;
 }
 
-/** OTP emails already sent, as counted in PostgreSQL for one user and one of its devices. */
-export interface SendHistory {
-  /** Latest send to this device, or null. */
-  lastDeviceSendAt: Date | null;
-  /** Sends to this email address (all devices) in the hour before now. */
-  sendsInLastHour: number;
-  /** Oldest of those sends, or null when there are none. */
-  oldestSendInLastHourAt: Date | null;
-}
-
 export interface SendLimits {
   /** Seconds between two sends to one device; 0 disables the cooldown. */
   resendCooldown: number;
@@ -26,61 +16,15 @@ export interface SendLimits {
   maxSendsPerHour: number;
 }
 
+/**
+ * Why PostgreSQL's `send_otp` (migration 1764835200000, the one place the send limits are decided,
+ * for a new login and a resend alike) refused to send a code.
+ */
 export interface SendRefusal {
+  /** `cooldown`: this device had a code less than OTP_RESEND_COOLDOWN s ago; `hourly_cap`: the address had OTP_MAX_SENDS_PER_HOUR in the last hour. */
   reason: 'cooldown' | 'hourly_cap';
   /** Whole seconds until a send would be accepted (`Retry-After`, RFC 9110 §10.2.3), at least 1. */
   retryAfter: number;
-}
-
-const HOUR_MS = 3_600_000;
-
-/** Whether one more OTP may be sent now; null when it may. */
-export function checkSendLimits(history: SendHistory, now: Date, limits: SendLimits): SendRefusal | null {
-  const t = now.getTime();
-  if (limits.resendCooldown > 0 && history.lastDeviceSendAt) {
-    const readyAt = history.lastDeviceSendAt.getTime() + limits.resendCooldown * 1000;
-    if (readyAt > t) return { reason: 'cooldown', retryAfter: secondsUntil(readyAt, t) };
-  }
-  if (history.sendsInLastHour >= limits.maxSendsPerHour && history.oldestSendInLastHourAt) {
-    return { reason: 'hourly_cap', retryAfter: secondsUntil(history.oldestSendInLastHourAt.getTime() + HOUR_MS, t) };
-  }
-  return null;
-}
-
-/**
- * The thresholds of checkSendLimits as PostgreSQL applies them when it decides a send atomically
- * (`start_login`): a send is allowed unless the device's last send is after `cooldownSince` or the
- * address already has `maxSendsPerHour` sends after `hourAgo`. `historySince` is how far back the
- * history must be read for both rules.
- */
-export interface SendWindow {
-  historySince: Date;
-  hourAgo: Date;
-  /** Null when the cooldown is off. */
-  cooldownSince: Date | null;
-  maxSendsPerHour: number;
-}
-
-export function sendWindow(now: Date, limits: SendLimits): SendWindow {
-  const t = now.getTime();
-  const hourAgo = new Date(t - HOUR_MS);
-  const cooldownSince = limits.resendCooldown > 0 ? new Date(t - limits.resendCooldown * 1000) : null;
-  return {
-    historySince: cooldownSince && cooldownSince < hourAgo ? cooldownSince : hourAgo,
-    hourAgo,
-    cooldownSince,
-    maxSendsPerHour: limits.maxSendsPerHour,
-  };
-}
-
-/**
- * A session its token holder may be handed again without a new code: confirmed and not past
- * `expires_at`, or pending with an unexpired OTP and attempts left.
- */
-export function isReusable(session: SessionState, now: Date): boolean {
-  if (session.status === 'confirmed') return !isPast(session.expiresAt, now);
-  if (session.status === 'pending') return session.otpExpiresAt > now && session.otpAttemptsLeft > 0;
-  return false;
 }
 
 /** A session whose token authenticates its holder: confirmed and not past `expires_at`. */
@@ -108,8 +52,4 @@ export function confirmedExpiry(
 
 function isPast(deadline: Date | null, now: Date): boolean {
   return deadline !== null && deadline <= now;
-}
-
-function secondsUntil(atMs: number, nowMs: number): number {
-  return Math.max(1, Math.ceil((atMs - nowMs) / 1000));
 }

@@ -16,19 +16,25 @@ export const SESSION_COLUMNS = `
 
 export const SESSION_JOINS = `sessions s JOIN users u ON u.id = s.user_id JOIN devices d ON d.id = s.device_id`;
 
+/**
+ * `usable`: whether the session can still be used at $at (SPEC: a confirmed session before its
+ * `expires_at`, a pending one with a live code and attempts left), by `session_is_usable`
+ * (migration 1764835200000), the one definition of the rule, which every query applies.
+ */
+export const USABLE_AT = (at: string) =>
+  `session_is_usable(s.status, s.otp_expires_at, s.otp_attempts_left, s.expires_at, ${at})`;
+
 export const SESSION_SQL = {
-  findByTokenHashOnDevice: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS}
+  /** $5: now, for `usable`. */
+  findByTokenHashOnDevice: `SELECT ${SESSION_COLUMNS}, ${USABLE_AT('$5')} AS usable FROM ${SESSION_JOINS}
     WHERE s.token_hash = $1 AND u.email = $2 AND d.type = $3 AND d.vendor_uuid IS NOT DISTINCT FROM $4::uuid`,
-  /** Parameters in the order of `start_login` (migration 1764576000000). */
-  startLogin: `SELECT * FROM start_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+  /** Parameters in the order of `start_login` (migration 1764835200000). */
+  startLogin: `SELECT * FROM start_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+  /** The send limits, the send record and the mail (migration 1764835200000), for a resend. */
+  sendOtp: `SELECT * FROM send_otp($1, $2, $3, $4, $5, $6, $7, $8)`,
   /** Parameters in the order of `confirm_session` (migration 1764662400000). */
   confirmSession: `SELECT * FROM confirm_session($1, $2, $3, $4, $5, $6)`,
   findByTokenHash: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
-  /** The sends the limits need (resend; start_login runs the same query inside the function). */
-  sendHistory: `SELECT max(sent_at) FILTER (WHERE device_id = $2) AS "lastDeviceSendAt",
-          (count(*) FILTER (WHERE sent_at > $3))::int AS "sendsInLastHour",
-          min(sent_at) FILTER (WHERE sent_at > $3) AS "oldestSendInLastHourAt"
-     FROM otp_sends WHERE user_id = $1 AND sent_at > $4`,
 } as const;
 
 /** The texts the pool's client runs as named (prepared) statements. */

@@ -20,7 +20,8 @@ const HOUR_MS = 3_600_000;
 /**
  * The periodic expiry job: marks sessions past their code's or their own expiry as `expired`,
  * deletes expired and revoked sessions older than SESSION_RETENTION_DAYS, prunes OTP send
- * records no limit looks at any more, and drops mail jobs whose code has expired. One replica at a time (advisory lock), in batches.
+ * records no limit looks at any more, and drops mails whose code has expired (mail_outbox rows and
+ * their queued jobs). One replica at a time (advisory lock), in batches.
  */
 @Injectable()
 export class SessionSweepService {
@@ -55,7 +56,7 @@ export class SessionSweepService {
       const expired = await this.drain((batch) => this.repository.expireDue(manager, now, batch));
       const deleted = await this.drain((batch) => this.repository.deleteEndedBefore(manager, retentionCutoff, batch));
       const sendsDeleted = await this.drain((batch) => this.repository.deleteSendsBefore(manager, sendsCutoff, batch));
-      const mailJobsDeleted = await this.mailQueue.purgeExpired(now);
+      const mailJobsDeleted = await this.drain((batch) => this.mailQueue.purgeExpired(now, batch));
       return { skipped: false as const, expired, deleted, sendsDeleted, mailJobsDeleted };
     });
     if (result && result.expired > 0) this.metrics.sessionsExpired.inc({ reason: 'sweep' }, result.expired);

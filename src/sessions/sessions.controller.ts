@@ -21,7 +21,7 @@ import { type LoginMode, LoginModePipe } from './login-mode.pipe.js';
 import { SessionIdPipe } from './session-id.pipe.js';
 import { SessionAccessService } from './session-access.service.js';
 import type { SessionRecord } from './sessions.repository.js';
-import { SessionsService } from './sessions.service.js';
+import { DEFAULT_LOCALE, SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
 
@@ -87,6 +87,7 @@ export class SessionsController {
       bearerToken,
       clientIp: clientIp(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
+      locale: DEFAULT_LOCALE, // issue #15 negotiates it from Accept-Language (RFC 4647)
     });
     reply.status(issued.created ? 201 : 200);
     return SessionResponseDto.from(issued);

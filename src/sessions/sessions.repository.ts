@@ -5,7 +5,7 @@ import { Device, type DeviceType } from './entities/device.entity.js';
 import { OtpSend } from './entities/otp-send.entity.js';
 import { Session, type SessionStatus } from './entities/session.entity.js';
 import { User } from './entities/user.entity.js';
-import type { SendHistory, SendWindow } from './session-rules.js';
+import type { SendLimits, SendRefusal } from './session-rules.js';
 import { SESSION_SQL } from './session-statements.js';
 
 /** A session with its user and device, as the rules and the responses need it. */
@@ -44,10 +44,8 @@ export interface UserAndDevice {
 }
 
 export interface StartLoginResult extends UserAndDevice {
-  /** False when the send limits refused the send: nothing was inserted. */
-  created: boolean;
-  /** The sends the limits were decided on (before this one). */
-  history: SendHistory;
+  /** Null when the session was created; otherwise why the send limits refused it (nothing was kept). */
+  refusal: SendRefusal | null;
 }
 
 /** What `confirm_session` did (see its migration). */
@@ -67,10 +65,25 @@ export type ConfirmResult =
   | { outcome: 'not_found' | 'unauthorized' }
   | { outcome: Exclude<ConfirmOutcome, 'not_found' | 'unauthorized'>; revokedOthers: number; session: SessionRecord };
 
-/** SQL condition: the session `s` can still be used at `now` (see isReusable in session-rules.ts). */
-const LIVE_AT = (now: string, s = 's') => `(
-  (${s}.status = 'confirmed' AND (${s}.expires_at IS NULL OR ${s}.expires_at > ${now}))
-  OR (${s}.status = 'pending' AND ${s}.otp_expires_at > ${now} AND ${s}.otp_attempts_left > 0))`;
+/**
+ * SQL condition: the session (alias `s`) can still be used at `now`: `session_is_usable` (migration
+ * 1764835200000), the one definition of the rule.
+ */
+const usableAt = (now: string, s = 's') =>
+  `session_is_usable(${s}.status, ${s}.otp_expires_at, ${s}.otp_attempts_left, ${s}.expires_at, ${now})`;
+
+/** A row of `send_otp` / `start_login`: the refusal reason and Retry-After seconds, both null when sent. */
+interface SendOutcome {
+  refusal: SendRefusal['reason'] | null;
+  retryAfter: number | null;
+}
+
+function refusalOf(outcome: SendOutcome): SendRefusal | null {
+  return outcome.refusal ? { reason: outcome.refusal, retryAfter: outcome.retryAfter ?? 1 } : null;
+}
+
+/** A session with whether it can still be used at the time asked (`session_is_usable` in SQL). */
+export type SessionAt = SessionRecord & { usable: boolean };
 
 /** Arbitrary constant naming the expiry sweep among PostgreSQL advisory locks. */
 const SWEEP_LOCK_KEY = 4_130_817_204;
@@ -98,13 +111,14 @@ export class SessionsRepository {
     return this.dataSource.transaction(work);
   }
 
-  /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device. */
-  async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity): Promise<SessionRecord | null> {
-    const rows: SessionRecord[] = await this.dataSource.query(SESSION_SQL.findByTokenHashOnDevice, [
+  /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device, and whether it is usable at `now`. */
+  async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity, now: Date): Promise<SessionAt | null> {
+    const rows: SessionAt[] = await this.dataSource.query(SESSION_SQL.findByTokenHashOnDevice, [
       tokenHash,
       device.email,
       device.type,
       device.vendorUuid,
+      now,
     ]);
     return rows[0] ?? null;
   }
@@ -112,50 +126,62 @@ export class SessionsRepository {
   /**
    * POST /sessions for a new session, in one statement (`start_login`, one implicit transaction):
    * finds or creates the user and the device (the user's row stays locked, so concurrent logins of
-   * one address count each other's sends), reads the send history, and, when `window` allows a send,
-   * inserts the pending session, its send record and the mail job; when it refuses, a user or device
-   * created by this call is deleted again. `session.userId` and `session.deviceId` are the ids to
-   * use if the user or device is new.
-   * @returns the actual ids, the history, and whether the session was created (false: limited)
+   * one address count each other's sends), inserts the pending session, and lets `send_otp` decide
+   * the send limits, record the send and queue the mail in `mail_outbox`; when the limits refuse,
+   * nothing of the call is kept. `session.userId` and `session.deviceId` are the ids to use if the
+   * user or device is new.
+   * @param locale BCP 47 language tag (RFC 5646) stored on the session, for its mails
+   * @param mail the outbox payload (OtpMailQueue.payloadFor)
+   * @returns the actual ids and the refusal (null: created)
    */
   async startLogin(
     session: SessionRecord,
-    window: SendWindow,
-    mail: { queue: string; data: object },
+    locale: string,
+    limits: SendLimits,
+    mail: object,
   ): Promise<StartLoginResult> {
-    const rows: (UserAndDevice & SendHistory & { created: boolean })[] = await this.dataSource.query(
+    const rows: (UserAndDevice & SendOutcome)[] = await this.dataSource.query(
       SESSION_SQL.startLogin,
       [
         session.userId, session.email, session.deviceId, session.deviceType, session.vendorUuid, session.createdAt,
         session.id, session.tokenHash, session.otpHash, session.otpExpiresAt, session.otpAttemptsLeft,
-        session.clientIp, session.userAgent,
-        window.historySince, window.hourAgo, window.cooldownSince, window.maxSendsPerHour,
-        mail.queue, mail.data,
+        session.clientIp, session.userAgent, locale,
+        limits.resendCooldown, limits.maxSendsPerHour, mail,
       ],
     );
-    const { created, lastDeviceSendAt, sendsInLastHour, oldestSendInLastHourAt, ...ids } = rows[0];
-    return { ...ids, created, history: { lastDeviceSendAt, sendsInLastHour, oldestSendInLastHourAt } };
+    const { refusal, retryAfter, ...ids } = rows[0];
+    return { ...ids, refusal: refusalOf({ refusal, retryAfter }) };
   }
 
-  /** OTP sends of the user since `since` that the send limits need. */
-  async sendHistory(
+  /**
+   * The send limits for one more code to the session's device (`send_otp`): locks the user, decides,
+   * and when allowed records the send and queues the mail (replacing a mail of the session not
+   * handed over yet), in the caller's transaction.
+   * @param mail the outbox payload (OtpMailQueue.payloadFor); `expiresAt` is the new code's expiry
+   * @returns null when sent, else the refusal
+   */
+  async sendOtp(
     manager: EntityManager,
-    userId: string,
-    deviceId: string,
-    hourAgo: Date,
-    since: Date,
-  ): Promise<SendHistory> {
-    const rows: SendHistory[] = await manager.query(SESSION_SQL.sendHistory, [userId, deviceId, hourAgo, since]);
-    return rows[0];
+    session: { id: string; userId: string; deviceId: string },
+    now: Date,
+    limits: SendLimits,
+    mail: object,
+    expiresAt: Date,
+  ): Promise<SendRefusal | null> {
+    const rows: SendOutcome[] = await manager.query(SESSION_SQL.sendOtp, [
+      session.userId, session.deviceId, session.id, now, limits.resendCooldown, limits.maxSendsPerHour, mail, expiresAt,
+    ]);
+    return refusalOf(rows[0]);
   }
 
   /**
    * Locks the session's device (`FOR NO KEY UPDATE`), then the session row (`FOR UPDATE`), and
-   * returns the session. Resend locks in this order, as `confirm_session` does, so that two requests
-   * on sessions of one device queue up instead of deadlocking.
+   * returns the session and whether it is usable at `now`. Resend locks in this order, as
+   * `confirm_session` does, so that two requests on sessions of one device queue up instead of
+   * deadlocking.
    * @returns null when no such session exists
    */
-  async lockDeviceAndSession(manager: EntityManager, sessionId: string): Promise<SessionRecord | null> {
+  async lockDeviceAndSession(manager: EntityManager, sessionId: string, now: Date): Promise<SessionAt | null> {
     const device = await manager
       .createQueryBuilder(Device, 'd')
       .select('d.id')
@@ -164,14 +190,16 @@ export class SessionsRepository {
       .setLock('for_no_key_update')
       .getOne();
     if (!device) return null;
-    const session = await manager
+    const { entities, raw } = await manager
       .createQueryBuilder(Session, 's')
       .innerJoinAndSelect('s.user', 'u')
       .innerJoinAndSelect('s.device', 'd')
+      .addSelect(usableAt(':now'), 'usable')
       .where('s.id = :sessionId', { sessionId })
+      .setParameter('now', now)
       .setLock('pessimistic_write', undefined, ['s'])
-      .getOne();
-    return session ? toSessionRecord(session) : null;
+      .getRawAndEntities<{ usable: boolean }>();
+    return entities[0] ? { ...toSessionRecord(entities[0]), usable: raw[0].usable } : null;
   }
 
   /** Ends a session whose code or whose own life ran out; its OTP hash is erased. */
@@ -232,7 +260,7 @@ export class SessionsRepository {
       .innerJoinAndSelect('s.user', 'u')
       .innerJoinAndSelect('s.device', 'd')
       .where('s.user_id = :userId', { userId })
-      .andWhere(`s.status IN ('pending', 'confirmed') AND ${LIVE_AT(':now')}`, { now })
+      .andWhere(`s.status IN ('pending', 'confirmed') AND ${usableAt(':now')}`, { now })
       .orderBy('s.created_at', 'DESC')
       .addOrderBy('s.id')
       .getMany();
@@ -249,7 +277,7 @@ export class SessionsRepository {
     const { raw } = await this.sessions
       .createQueryBuilder()
       .update()
-      .set({ status: () => `CASE WHEN ${LIVE_AT(':now', 'sessions')} THEN 'revoked' ELSE 'expired' END`, otpHash: null, endedAt: now })
+      .set({ status: () => `CASE WHEN ${usableAt(':now', 'sessions')} THEN 'revoked' ELSE 'expired' END`, otpHash: null, endedAt: now })
       .where('id = :sessionId', { sessionId })
       .andWhere(`status IN ('pending', 'confirmed')`)
       .setParameter('now', now)
@@ -272,19 +300,13 @@ export class SessionsRepository {
       .getOne();
   }
 
-  /** Gives a pending session a new code (the old one stops working, attempts are reset) and records the send. */
-  async replaceOtp(
-    manager: EntityManager,
-    session: { id: string; userId: string; deviceId: string },
-    otp: { hash: Buffer; expiresAt: Date; attempts: number },
-    now: Date,
-  ): Promise<void> {
+  /** Gives a pending session a new code (the old one stops working, attempts are reset); `sendOtp` recorded the send. */
+  async replaceOtp(manager: EntityManager, sessionId: string, otp: { hash: Buffer; expiresAt: Date; attempts: number }): Promise<void> {
     await manager.update(
       Session,
-      { id: session.id },
+      { id: sessionId },
       { otpHash: otp.hash, otpExpiresAt: otp.expiresAt, otpAttemptsLeft: otp.attempts },
     );
-    await manager.insert(OtpSend, { userId: session.userId, deviceId: session.deviceId, sessionId: session.id, sentAt: now });
   }
 
   /**

@@ -1,6 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
 import { ApiError } from '../common/api-error.js';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
@@ -9,7 +8,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { generateOtp, hashOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
 import { SessionErrors } from './session.errors.js';
-import { checkSendLimits, confirmedExpiry, isReusable, type SendHistory, sendWindow } from './session-rules.js';
+import { confirmedExpiry, type SendRefusal } from './session-rules.js';
 import { type DeviceIdentity, type SessionRecord, SessionsRepository } from './sessions.repository.js';
 
 /** A session as handed to its token holder. */
@@ -28,7 +27,12 @@ export interface StartLogin {
   bearerToken: string | null;
   clientIp: string | null;
   userAgent: string | null;
+  /** BCP 47 language tag (RFC 5646) for the code mail; stored on the session, a resend uses it too. */
+  locale?: string;
 }
+
+/** The language of the code mail when the caller names none. */
+export const DEFAULT_LOCALE = 'en';
 
 /** The login rules of SPEC.md: start (or reuse) a session, confirm it with the emailed code. */
 @Injectable()
@@ -44,7 +48,7 @@ export class SessionsService {
   /**
    * POST /sessions: hands back the caller's own reusable session when it proves it with the token,
    * otherwise creates a pending session and queues the email of its code, both in one statement
-   * (SessionsRepository.startLogin) that also applies the send limits.
+   * (SessionsRepository.startLogin) that also applies the send limits (decided in PostgreSQL only).
    * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap)
    */
   async start(request: StartLogin): Promise<IssuedSession> {
@@ -78,9 +82,9 @@ export class SessionsService {
       userAgent: request.userAgent,
       lastSeenAt: null,
     };
-    const mail = this.mailQueue.jobFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
-    const result = await this.repository.startLogin(session, sendWindow(now, otp), mail);
-    if (!result.created) throw this.sendRefused(result.history, now);
+    const mail = this.mailQueue.payloadFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
+    const result = await this.repository.startLogin(session, request.locale ?? DEFAULT_LOCALE, otp, mail);
+    if (result.refusal) throw this.sendRefused(result.refusal);
     const issued: IssuedSession = {
       session: { ...session, userId: result.userId, deviceId: result.deviceId },
       token,
@@ -149,7 +153,8 @@ export class SessionsService {
 
   /**
    * POST /sessions/{uuid}/otp: a new code for a pending session (the old one stops working,
-   * attempts are reset, a new expiry starts). Same send limits as a new login.
+   * attempts are reset, a new expiry starts), mailed in the session's locale. Same send limits as
+   * a new login, decided by the same SQL function (`send_otp`).
    * @throws ApiError 404, 401 (token not this session's), 409 `session_not_pending` (confirmed,
    *   ended, or its code expired), 429 `rate_limited`
    */
@@ -159,22 +164,22 @@ export class SessionsService {
     const { otp } = this.config;
     const outcome = await this.repository.transaction(async (manager) => {
       await this.repository.lockUserOfSession(manager, sessionId);
-      const session = await this.repository.lockDeviceAndSession(manager, sessionId);
+      const session = await this.repository.lockDeviceAndSession(manager, sessionId, now);
       if (!session) throw SessionErrors.notFound();
       if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
-      if (session.status !== 'pending' || !isReusable(session, now)) {
+      if (session.status !== 'pending' || !session.usable) {
         if (session.status === 'pending') await this.repository.markExpired(manager, session.id, now);
         return SessionErrors.sessionNotPending();
       }
-      await this.assertMaySend(manager, session.userId, session.deviceId, now);
       const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
-      await this.repository.replaceOtp(
-        manager,
-        session,
-        { hash: hashOtp(this.config.appSecret, session.id, code), expiresAt: otpExpiresAt, attempts: otp.maxAttempts },
-        now,
-      );
-      await this.mailQueue.enqueue(manager, { sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt });
+      const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt });
+      const refusal = await this.repository.sendOtp(manager, session, now, otp, mail, otpExpiresAt);
+      if (refusal) return this.sendRefused(refusal);
+      await this.repository.replaceOtp(manager, session.id, {
+        hash: hashOtp(this.config.appSecret, session.id, code),
+        expiresAt: otpExpiresAt,
+        attempts: otp.maxAttempts,
+      });
       return { ...session, otpExpiresAt, otpAttemptsLeft: otp.maxAttempts };
     });
     if (outcome instanceof ApiError) throw outcome;
@@ -182,31 +187,20 @@ export class SessionsService {
     return outcome;
   }
 
-  /** @throws ApiError 429 when the device's cooldown or the address's hourly cap forbids a send now */
-  private async assertMaySend(manager: EntityManager, userId: string, deviceId: string, now: Date): Promise<void> {
-    const window = sendWindow(now, this.config.otp);
-    const history = await this.repository.sendHistory(manager, userId, deviceId, window.hourAgo, window.historySince);
-    if (checkSendLimits(history, now, this.config.otp)) throw this.sendRefused(history, now);
-  }
-
-  /** The 429 for a send the limits refused, with the seconds until one would be accepted. */
-  private sendRefused(history: SendHistory, now: Date): ApiError {
-    const { otp } = this.config;
-    const refusal = checkSendLimits(history, now, otp);
-    // start_login applies sendWindow's thresholds, the same rule: a refusal there is one here.
-    if (!refusal) throw new Error('Send limits disagree: PostgreSQL refused a send that checkSendLimits allows');
+  /** The 429 for a send that `send_otp` refused, explained, with its Retry-After seconds. */
+  private sendRefused(refusal: SendRefusal): ApiError {
     return SessionErrors.rateLimited(
       refusal.retryAfter,
       refusal.reason === 'cooldown'
-        ? `A code was sent to this device less than ${otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`
+        ? `A code was sent to this device less than ${this.config.otp.resendCooldown} s ago; retry in ${refusal.retryAfter} s.`
         : `Too many codes were sent to this email address in the last hour; retry in ${refusal.retryAfter} s.`,
     );
   }
 
   private async findReusable(request: StartLogin): Promise<IssuedSession | null> {
     if (!request.bearerToken) return null;
-    const session = await this.repository.findByTokenHashOnDevice(hashToken(request.bearerToken), request.device);
-    if (!session || !isReusable(session, this.clock.now())) return null;
+    const session = await this.repository.findByTokenHashOnDevice(hashToken(request.bearerToken), request.device, this.clock.now());
+    if (!session?.usable) return null;
     return { session, token: request.bearerToken, isNewUser: false, isNewDevice: false, created: false };
   }
 }

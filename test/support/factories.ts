@@ -139,9 +139,31 @@ export function errorBody(status: number, code: string, extra: Record<string, un
 export async function mailSettled(t: TestApp): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'otp-mail'`);
+    // mail_outbox holds a mail until the worker has sent it or given it up (OtpMailQueue).
+    const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM mail_outbox`);
     if (n === 0 && t.smtp.pending === 0) return;
-    if (Date.now() > deadline) throw new Error(`${n} OTP mail job(s) still queued after 10 s`);
+    if (Date.now() > deadline) throw new Error(`${n} OTP mail(s) still unsettled in mail_outbox after 10 s`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * `schema.table.column` of every value in every table of the database (ours and whatever a library
+ * keeps, read generically through information_schema, never by name) that contains one of `parts`.
+ */
+export async function valuesHolding(t: TestApp, parts: string[]): Promise<string[]> {
+  const tables = await t.db.query<{ schema: string; name: string }>(
+    `SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
+      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')`,
+  );
+  const found: string[] = [];
+  for (const { schema, name } of tables) {
+    const rows = await t.db.query<{ col: string }>(
+      `SELECT DISTINCT e.key AS col FROM "${schema}"."${name}" x, jsonb_each_text(to_jsonb(x)) e
+        WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) p WHERE strpos(e.value, p) > 0)`,
+      [parts],
+    );
+    found.push(...rows.map((r) => `${schema}.${name}.${r.col}`));
+  }
+  return found;
 }

@@ -3,7 +3,7 @@ import { createTestApp, type TestApp } from './test-app.js';
 /**
  * Two instances of the app on ONE database, as two replicas behind a load balancer: `a` owns the
  * database (created for it), `b` runs on the same one. Both send their mail to `a`'s SMTP server
- * (the pg-boss job of a login started on one replica may be sent by either replica's worker), and
+ * (the mail of a login started on one replica may be sent by either replica's worker), and
  * `b`'s clock is set to `a`'s. Move both clocks with `advance`.
  * @param env overrides for both instances (e.g. `OTP_MAX_ATTEMPTS`, `REDIS_URL`)
  */

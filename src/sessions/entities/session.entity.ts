@@ -26,6 +26,7 @@ export type SessionStatus = (typeof SESSION_STATUSES)[number];
 @Index('sessions_pending_otp_expires_at_idx', ['otpExpiresAt'], { where: `status = 'pending'` })
 @Index('sessions_confirmed_expires_at_idx', ['expiresAt'], { where: `status = 'confirmed'` })
 @Index('sessions_ended_at_idx', ['endedAt'], { where: `status IN ('expired', 'revoked')` })
+@Check('sessions_locale_check', `locale ~ '^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$' AND length(locale) <= 35`)
 export class Session {
   @PrimaryColumn('uuid', { comment: 'Random UUID (v4); the API shows it as ses-<id>.' })
   id: string;
@@ -118,4 +119,8 @@ export class Session {
     comment: 'Last use of the token, refreshed at most once a minute.',
   })
   lastSeenAt: Date | null;
+
+  /** BCP 47 language tag (RFC 5646) of the code mail; a resend uses it too. */
+  @Column({ type: 'text', default: 'en' })
+  locale: string;
 }

@@ -1,0 +1,142 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { OTP_MAIL_JOB_KEY_PREFIX, OTP_MAIL_TASK } from './otp-mail.job.js';
+
+/** Outbox rows handed over per statement. */
+export const RELAY_BATCH = 500;
+/** How often a replica looks for rows that no local request woke it for (other replicas', leftovers). */
+export const RELAY_POLL_INTERVAL_MS = 1_000;
+/**
+ * graphile-worker attempts per mail. The job drops itself once its code has expired, so this only
+ * bounds a job whose code lives for hours: graphile-worker waits exp(min(attempt, 10)) s between tries.
+ */
+const MAX_ATTEMPTS = 25;
+
+/**
+ * One statement, so one transaction: takes up to $1 rows waiting in the outbox (skipping rows that
+ * another replica's relay holds), marks them handed over, and queues one job per row through
+ * graphile-worker's documented bulk function `graphile_worker.add_jobs(job_spec[])` ("Adding jobs
+ * through SQL"), with the job key of the session so that a resend replaces a job still queued.
+ * graphile-worker sends one NOTIFY per call, not per job. The job carries the session's locale.
+ */
+const RELAY_SQL = `
+  WITH batch AS (
+    SELECT o.session_id, o.revision, o.payload, s.locale
+      FROM mail_outbox o JOIN sessions s ON s.id = o.session_id
+     WHERE o.handed_over_at IS NULL
+     ORDER BY o.queued_at
+     LIMIT $1
+       FOR UPDATE OF o SKIP LOCKED
+  ), handed AS (
+    UPDATE mail_outbox o SET handed_over_at = now() FROM batch b WHERE o.session_id = b.session_id
+    RETURNING o.session_id
+  ), specs AS (
+    SELECT array_agg(ROW(
+             $2::text,
+             (b.payload || jsonb_build_object('sessionId', b.session_id, 'revision', b.revision, 'locale', b.locale))::json,
+             NULL, NULL, $3::integer, $4::text || b.session_id, NULL, NULL
+           )::graphile_worker.job_spec) AS specs
+      FROM batch b
+  ), queued AS (
+    SELECT j.id FROM specs, LATERAL graphile_worker.add_jobs(specs.specs) j WHERE specs.specs IS NOT NULL
+  )
+  SELECT (SELECT count(*) FROM handed)::int AS handed, (SELECT count(*) FROM queued)::int AS queued`;
+
+/**
+ * Deletes up to $2 outbox rows whose code expired before $1 and removes the queued jobs of those
+ * already handed over through graphile-worker's documented `remove_job(job_key)`.
+ */
+const PURGE_SQL = `
+  WITH gone AS (
+    DELETE FROM mail_outbox
+     WHERE session_id IN (SELECT session_id FROM mail_outbox WHERE expires_at <= $1 LIMIT $2)
+    RETURNING session_id, handed_over_at
+  ), removed AS (
+    SELECT graphile_worker.remove_job($3::text || session_id) AS job FROM gone WHERE handed_over_at IS NOT NULL
+  )
+  SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM removed)::int AS removed`;
+
+/**
+ * Moves login-code mails from `mail_outbox` (written in the login's transaction) to graphile-worker.
+ * Woken in-process right after a local login or resend commits, and every RELAY_POLL_INTERVAL_MS
+ * for rows written through other replicas; batches are taken with SKIP LOCKED, so replicas share
+ * the work. Under load one pass follows the other, each handing over what arrived meanwhile: the
+ * job queue's NOTIFY (which serializes commits in PostgreSQL) is paid per batch, not per login.
+ */
+@Injectable()
+export class OtpMailRelay {
+  private readonly logger = new Logger(OtpMailRelay.name);
+  private timer: NodeJS.Timeout | null = null;
+  private pass: Promise<void> | null = null;
+  private again = false;
+  private stopped = true;
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), RELAY_POLL_INTERVAL_MS);
+    this.timer.unref();
+    this.wake(); // rows left by a previous run
+  }
+
+  /** Stops polling and waits for the pass in progress; rows still waiting stay for the next start or replica. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.pass;
+  }
+
+  /** Starts a pass now, or a new one right after the pass in progress. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.pass) {
+      this.again = true;
+      return;
+    }
+    this.pass = this.drain().finally(() => {
+      this.pass = null;
+    });
+  }
+
+  /**
+   * Hands over one batch. @returns the number of outbox rows handed over
+   * @throws when PostgreSQL fails; nothing is handed over then (one statement)
+   */
+  async relayBatch(limit = RELAY_BATCH): Promise<number> {
+    const [row] = await this.dataSource.query<{ handed: number }[]>(RELAY_SQL, [
+      limit,
+      OTP_MAIL_TASK,
+      MAX_ATTEMPTS,
+      OTP_MAIL_JOB_KEY_PREFIX,
+    ]);
+    return row.handed;
+  }
+
+  /** See PURGE_SQL. @returns the number of outbox rows deleted */
+  async purgeExpired(now: Date, batch: number): Promise<number> {
+    const [row] = await this.dataSource.query<{ deleted: number }[]>(PURGE_SQL, [now, batch, OTP_MAIL_JOB_KEY_PREFIX]);
+    return row.deleted;
+  }
+
+  /** Mails not settled yet: waiting in the outbox, queued, or being sent. */
+  async depth(): Promise<number> {
+    const [row] = await this.dataSource.query<{ n: number }[]>('SELECT count(*)::int AS n FROM mail_outbox');
+    return row.n;
+  }
+
+  private async drain(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        while ((await this.relayBatch()) === RELAY_BATCH && !this.stopped);
+      } catch (error) {
+        // The rows stay in the outbox; the next wake or poll tries again.
+        this.logger.warn(`Mail relay: ${error instanceof Error ? error.message : String(error)}`);
+        return;
+      }
+    } while (this.again && !this.stopped);
+  }
+}
