@@ -7,33 +7,45 @@ import { Session } from '../sessions/entities/session.entity.js';
  * deleted by the worker once the mail is sent or given up, or by the sweep once its code expired.
  * The code in `payload` is sealed (AES-256-GCM, src/security/sealed-box.ts).
  */
-@Entity({ name: 'mail_outbox' })
+@Entity({
+  name: 'mail_outbox',
+  comment:
+    'Login-code mails not settled yet (transactional outbox): written with the session, handed to graphile-worker by the relay, deleted once sent or given up.',
+})
 @Index('mail_outbox_waiting_idx', ['queuedAt'], { where: 'handed_over_at IS NULL' })
 @Index('mail_outbox_expires_at_idx', ['expiresAt'])
 export class MailOutbox {
-  @PrimaryColumn({ name: 'session_id', type: 'uuid' })
+  @PrimaryColumn({ name: 'session_id', type: 'uuid', comment: 'The session whose code this mail carries; one mail per session.' })
   sessionId: string;
 
   @OneToOne(() => Session, { onDelete: 'CASCADE' })
-  @JoinColumn({ name: 'session_id' })
+  @JoinColumn({ name: 'session_id', foreignKeyConstraintName: 'mail_outbox_session_id_fkey' })
   session?: Session;
 
   /** 1, plus one per resend that replaced the mail; the worker deletes only the revision it sent. */
-  @Column({ type: 'integer', default: 1 })
+  @Column({ type: 'integer', default: 1, comment: '1, plus one per resend that replaced the mail; the worker deletes only the revision it sent.' })
   revision: number;
 
   /** The mail job without its session id and revision (OtpMailPayload), the code sealed. */
-  @Column({ type: 'jsonb' })
+  @Column({
+    type: 'jsonb',
+    comment: 'Recipient, the code sealed with AES-256-GCM (key from APP_SECRET, bound to the session), its expiry and lifetime.',
+  })
   payload: object;
 
   /** When the code stops working; the mail is useless after it. */
-  @Column({ name: 'expires_at', type: 'timestamptz' })
+  @Column({ name: 'expires_at', type: 'timestamptz', comment: 'When the code stops working; the sweep drops the mail after it.' })
   expiresAt: Date;
 
-  @Column({ name: 'queued_at', type: 'timestamptz' })
+  @Column({ name: 'queued_at', type: 'timestamptz', comment: 'When the login or resend queued the mail.' })
   queuedAt: Date;
 
   /** When the relay gave it to graphile-worker; null while it waits here. */
-  @Column({ name: 'handed_over_at', type: 'timestamptz', nullable: true })
+  @Column({
+    name: 'handed_over_at',
+    type: 'timestamptz',
+    nullable: true,
+    comment: 'When the relay queued it in graphile-worker; null while it waits here.',
+  })
   handedOverAt: Date | null;
 }

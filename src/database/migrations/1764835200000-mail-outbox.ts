@@ -39,6 +39,14 @@ export class MailOutbox1764835200000 implements MigrationInterface {
       )`);
     await db.query(`CREATE INDEX mail_outbox_waiting_idx ON mail_outbox (queued_at) WHERE handed_over_at IS NULL`);
     await db.query(`CREATE INDEX mail_outbox_expires_at_idx ON mail_outbox (expires_at)`);
+    await db.query(`COMMENT ON TABLE mail_outbox IS 'Login-code mails not settled yet (transactional outbox): written with the session, handed to graphile-worker by the relay, deleted once sent or given up.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.session_id IS 'The session whose code this mail carries; one mail per session.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.revision IS '1, plus one per resend that replaced the mail; the worker deletes only the revision it sent.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.payload IS 'Recipient, the code sealed with AES-256-GCM (key from APP_SECRET, bound to the session), its expiry and lifetime.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.expires_at IS 'When the code stops working; the sweep drops the mail after it.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.queued_at IS 'When the login or resend queued the mail.'`);
+    await db.query(`COMMENT ON COLUMN mail_outbox.handed_over_at IS 'When the relay queued it in graphile-worker; null while it waits here.'`);
+    await db.query(`COMMENT ON COLUMN sessions.locale IS 'BCP 47 language tag (RFC 5646) of the code mail; a resend uses it too.'`);
 
     await db.query(`
       CREATE FUNCTION session_is_usable(

@@ -121,6 +121,6 @@ export class Session {
   lastSeenAt: Date | null;
 
   /** BCP 47 language tag (RFC 5646) of the code mail; a resend uses it too. */
-  @Column({ type: 'text', default: 'en' })
+  @Column({ type: 'text', default: 'en', comment: 'BCP 47 language tag (RFC 5646) of the code mail; a resend uses it too.' })
   locale: string;
 }
