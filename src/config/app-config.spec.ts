@@ -395,7 +395,14 @@ describe('loadAppConfig', () => {
       expect(config.port).toBe(8080);
       expect(config.database).toEqual({ kind: 'embedded', dataDir: './.data/postgres', port: 54329 });
       expect(config.appSecretGenerated).toBe(true);
-      expect(config.mail).toEqual({ smtpUrl: null, from: 'Sessions <no-reply@localhost>' });
+      expect(config.mail).toEqual({
+        smtpUrl: null,
+        from: 'Sessions <no-reply@localhost>',
+        templatesDir: null,
+        defaultLocale: 'en',
+        supportAddress: null,
+        dkim: null,
+      });
       expect(config.otp).toEqual({ ttl: 300, maxAttempts: 5, resendCooldown: 60, maxSendsPerHour: 10 });
       expect(config.session).toMatchObject({ othrTtl: 7200, mobiTtl: null });
       expect(config.logLevel).toBe('debug');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Level } from 'pino';
 import proxyaddr from 'proxy-addr';
 import { checkEnvironment, ConfigurationError, type EnvironmentVariables, type LogLevelName } from './environment.js';
+import { mailConfig, type MailConfig } from './mail-config.js';
 
 /** Port of the embedded PostgreSQL unless EMBEDDED_DB_PORT says otherwise (stable, so Adminer and psql find it again). */
 export const DEFAULT_EMBEDDED_DB_PORT = 54329;
@@ -42,7 +43,9 @@ export class AppConfig {
   appSecret: string;
   /** True when no APP_SECRET was given and a random one was made for this process. */
   appSecretGenerated: boolean;
-  mail: { smtpUrl: string | null; from: string };
+  /** The product name login emails show (APP_NAME). */
+  appName: string;
+  mail: MailConfig;
   otp: { ttl: number; maxAttempts: number; resendCooldown: number; maxSendsPerHour: number };
   /** Lifetimes of confirmed sessions (seconds) and how long ended ones are kept (days). */
   session: { othrTtl: number; mobiTtl: number | null; retentionDays: number };
@@ -79,6 +82,7 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
   if (production && !given('DATABASE_URL') && !given('DB_HOST')) problems.push('DATABASE_URL (or DB_HOST) is required when NODE_ENV=production');
   const trust = trustProxy(env.TRUST_PROXY);
   if (typeof trust === 'object') problems.push(trust.problem);
+  const mail = mailConfig(env, raw, problems);
   if (problems.length > 0) throw new ConfigurationError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
 
   return {
@@ -88,7 +92,8 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
     database: databaseTarget(env),
     appSecret: env.APP_SECRET ?? randomBytes(32).toString('base64url'),
     appSecretGenerated: !env.APP_SECRET,
-    mail: { smtpUrl: env.SMTP_URL ?? null, from: env.MAIL_FROM ?? 'Sessions <no-reply@localhost>' },
+    appName: env.APP_NAME ?? 'Session Management',
+    mail,
     otp: {
       ttl: env.OTP_TTL ?? 300,
       maxAttempts: env.OTP_MAX_ATTEMPTS ?? 5,

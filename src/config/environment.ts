@@ -1,11 +1,14 @@
 import { plainToInstance } from 'class-transformer';
 import {
   IsIn,
+  IsEmail,
+  IsFQDN,
   IsInt,
   IsOptional,
   IsString,
   Matches,
   Max,
+  MaxLength,
   Min,
   MinLength,
   validateSync,
@@ -64,6 +67,34 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsString()
   MAIL_FROM?: string;
+
+  /** The product name the login email shows (subject, greeting). */
+  @IsOptional() @IsString() @MaxLength(100) @Matches(/^[^\p{Cc}]+$/u, { message: '$property must be one line without control characters' })
+  APP_NAME?: string;
+
+  /** A folder of Handlebars templates overriding the built-in ones (`<locale>/subject.hbs|text.hbs|html.hbs`). */
+  @IsOptional() @IsString()
+  MAIL_TEMPLATES_DIR?: string;
+
+  /** BCP 47 language tag of the login email when Accept-Language names no available one. */
+  @IsOptional() @Matches(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/, { message: '$property must be a BCP 47 language tag such as en, de or pt-BR' })
+  MAIL_DEFAULT_LOCALE?: string;
+
+  @IsOptional() @IsEmail({}, { message: '$property must be an email address' })
+  MAIL_SUPPORT_ADDRESS?: string;
+
+  /** DKIM signing (RFC 6376): all three or none. */
+  @IsOptional() @IsFQDN({}, { message: '$property must be a domain name such as example.com' })
+  DKIM_DOMAIN?: string;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/, {
+    message: '$property must be a DKIM selector (DNS labels, e.g. mail2026)',
+  })
+  DKIM_SELECTOR?: string;
+
+  /** PEM text (starting with -----BEGIN; newlines may be written as \n) or the path of a PEM file. */
+  @IsOptional() @IsString()
+  DKIM_PRIVATE_KEY?: string;
 
   @IsOptional() @IsInt(seconds(1)) @Min(1, seconds(1))
   OTP_TTL?: number;
@@ -171,7 +202,7 @@ export function checkEnvironment(raw: Record<string, string | undefined>): { env
 }
 
 /** Variables whose value is a secret, or may carry one (a password in a URL). */
-const SECRET = new Set(['APP_SECRET', 'DB_PASSWORD', 'DATABASE_URL', 'SMTP_URL', 'REDIS_URL']);
+const SECRET = new Set(['APP_SECRET', 'DB_PASSWORD', 'DATABASE_URL', 'SMTP_URL', 'REDIS_URL', 'DKIM_PRIVATE_KEY']);
 
 /** A value as an error message may show it: secrets as their length only. */
 function shown(key: string, value: unknown): string {
@@ -191,6 +222,13 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   APP_SECRET = undefined;
   SMTP_URL = undefined;
   MAIL_FROM = undefined;
+  APP_NAME = undefined;
+  MAIL_TEMPLATES_DIR = undefined;
+  MAIL_DEFAULT_LOCALE = undefined;
+  MAIL_SUPPORT_ADDRESS = undefined;
+  DKIM_DOMAIN = undefined;
+  DKIM_SELECTOR = undefined;
+  DKIM_PRIVATE_KEY = undefined;
   OTP_TTL = undefined;
   OTP_MAX_ATTEMPTS = undefined;
   OTP_RESEND_COOLDOWN = undefined;

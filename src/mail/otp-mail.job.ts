@@ -1,3 +1,5 @@
+import type { DeviceType } from '../sessions/entities/device.entity.js';
+
 /** The shapes of a login-code mail on its way: request → `mail_outbox` → graphile-worker job. */
 
 /** graphile-worker task name of a login-code mail. */
@@ -12,6 +14,8 @@ export interface OtpMail {
   code: string;
   /** When the code stops working; the mail is dropped after it. */
   expiresAt: Date;
+  /** The device the login was started on, for the templates' `device_type`. */
+  deviceType: DeviceType;
 }
 
 /** The mail as `send_otp` stores it in `mail_outbox.payload`: the code only sealed (AES-256-GCM, bound to the session). */
@@ -22,6 +26,8 @@ export interface OtpMailPayload {
   expiresAt: string;
   /** The code's lifetime in seconds, shown in the mail. */
   validSeconds: number;
+  /** The device the login was started on (absent in mails queued before it was added). */
+  deviceType?: DeviceType;
 }
 
 /** The graphile-worker job: the payload plus what the relay adds from the outbox row and the session. */

@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import type { DeviceType } from '../sessions/entities/device.entity.js';
 import { deriveKey, open, seal } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMail, type OtpMailJob, type OtpMailPayload } from './otp-mail.job.js';
@@ -75,6 +76,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
       sealedCode: seal(this.key, mail.code, mail.sessionId),
       expiresAt: mail.expiresAt.toISOString(),
       validSeconds: this.config.otp.ttl,
+      deviceType: mail.deviceType,
     };
   }
 
@@ -111,14 +113,14 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
   private async deliver(job: OtpMailJob, lastAttempt: boolean): Promise<string | null> {
-    const { sessionId, to, sealedCode, expiresAt, validSeconds, locale } = job;
+    const { sessionId, to, sealedCode, expiresAt, validSeconds, locale, deviceType } = job;
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${sessionId} dropped: its code expired before it could be sent`);
       this.metrics.mailsFailed.inc();
       return null;
     }
     try {
-      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds, locale);
+      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds, { locale, deviceType });
       return null;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;

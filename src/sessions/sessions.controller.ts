@@ -1,10 +1,11 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
 import { clientIp } from '../http/client-ip.js';
 import { BodyValidationPipe } from '../http/validation.pipe.js';
+import { OtpMailRenderer } from '../mail/otp-mail.renderer.js';
 import { BearerAuthGuard, CurrentSession } from './bearer-auth.guard.js';
 import { BearerToken, BearerTokenGuard } from './bearer-token.guard.js';
 import { ConfirmSessionDto } from './dto/confirm-session.dto.js';
@@ -21,7 +22,7 @@ import { type LoginMode, LoginModePipe } from './login-mode.pipe.js';
 import { SessionIdPipe } from './session-id.pipe.js';
 import { SessionAccessService } from './session-access.service.js';
 import type { SessionRecord } from './sessions.repository.js';
-import { DEFAULT_LOCALE, SessionsService } from './sessions.service.js';
+import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
 
@@ -44,6 +45,7 @@ export class SessionsController {
   constructor(
     private readonly sessions: SessionsService,
     private readonly access: SessionAccessService,
+    private readonly mailRenderer: OtpMailRenderer,
   ) {}
 
   @Post()
@@ -57,6 +59,14 @@ export class SessionsController {
       'malformed token is ignored.',
   })
   @ApiQuery({ name: 'mode', enum: ['email'], required: true })
+  @ApiHeader({
+    name: 'Accept-Language',
+    required: false,
+    example: 'de-DE,de;q=0.9,en;q=0.8',
+    description:
+      'The language of the login email: RFC 4647 lookup among the available locales (built-in: en, de, fr), ' +
+      'MAIL_DEFAULT_LOCALE when none matches.',
+  })
   @ApiBody({ type: CreateSessionDto })
   @ApiBearerAuth()
   @ApiResponse({ status: 201, type: SessionResponseDto, description: 'New pending session; the code was emailed.', example: PENDING_SESSION_EXAMPLE })
@@ -79,6 +89,7 @@ export class SessionsController {
     @Query('mode', LoginModePipe) _mode: LoginMode,
     @Body(BodyValidationPipe) input: CreateSessionDto,
     @BearerToken() bearerToken: string | null,
+    @Headers('accept-language') acceptLanguage: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SessionResponseDto> {
@@ -87,7 +98,7 @@ export class SessionsController {
       bearerToken,
       clientIp: clientIp(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
-      locale: DEFAULT_LOCALE, // issue #15 negotiates it from Accept-Language (RFC 4647)
+      locale: this.mailRenderer.negotiate(acceptLanguage),
     });
     reply.status(issued.created ? 201 : 200);
     return SessionResponseDto.from(issued);

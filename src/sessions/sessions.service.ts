@@ -27,7 +27,7 @@ export interface StartLogin {
   bearerToken: string | null;
   clientIp: string | null;
   userAgent: string | null;
-  /** BCP 47 language tag (RFC 5646) for the code mail; stored on the session, a resend uses it too. */
+  /** The login email's language (BCP 47), negotiated from Accept-Language; stored on the session, a resend uses it too. */
   locale?: string;
 }
 
@@ -82,7 +82,7 @@ export class SessionsService {
       userAgent: request.userAgent,
       lastSeenAt: null,
     };
-    const mail = this.mailQueue.payloadFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt });
+    const mail = this.mailQueue.payloadFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt, deviceType: request.device.type });
     const result = await this.repository.startLogin(session, request.locale ?? DEFAULT_LOCALE, otp, mail);
     if (result.refusal) throw this.sendRefused(result.refusal);
     const issued: IssuedSession = {
@@ -172,7 +172,7 @@ export class SessionsService {
         return SessionErrors.sessionNotPending();
       }
       const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
-      const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt });
+      const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt, deviceType: session.deviceType });
       const refusal = await this.repository.sendOtp(manager, session, now, otp, mail, otpExpiresAt);
       if (refusal) return this.sendRefused(refusal);
       await this.repository.replaceOtp(manager, session.id, {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,8 +15,8 @@ export interface ServerBuild {
 }
 
 /**
- * Compiles `src` with `tsconfig.build.json` (as `npm run build` does) into a temporary folder that
- * resolves packages from the project's `node_modules`.
+ * Compiles `src` with `tsconfig.build.json` and copies the mail templates (as `npm run build` does)
+ * into a temporary folder that resolves packages from the project's `node_modules`.
  */
 export async function buildServer(): Promise<ServerBuild> {
   const dir = await mkdtemp(join(tmpdir(), 'sessions-build-'));
@@ -32,6 +32,8 @@ export async function buildServer(): Promise<ServerBuild> {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`tsc failed:\n${stdout ?? ''}${stderr ?? ''}`);
   }
+  // The built-in mail templates, as nest-cli.json's "assets" copies them.
+  await cp(join(ROOT, 'src', 'mail', 'templates'), join(dir, 'dist', 'mail', 'templates'), { recursive: true });
   return { mainJs: join(dir, 'dist', 'main.js'), dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 

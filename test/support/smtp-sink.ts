@@ -15,6 +15,10 @@ export interface ReceivedMail {
   html: string;
   /** The 6-digit code found in the plain-text body. */
   code: string | null;
+  /** Header fields by lower-case name, as mailparser reads them. */
+  headers: Map<string, unknown>;
+  /** The message exactly as received (e.g. to verify its DKIM signature). */
+  raw: Buffer;
 }
 
 /**
@@ -71,6 +75,8 @@ export class SmtpSink {
           stream.on('end', () => callback(Object.assign(new Error('Mailbox unavailable'), { responseCode: 550 })));
           return;
         }
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         simpleParser(stream)
           .then((mail) => {
             const text = mail.text ?? '';
@@ -83,6 +89,8 @@ export class SmtpSink {
               text,
               html: typeof mail.html === 'string' ? mail.html : '',
               code: /\b(\d{6})\b/.exec(text)?.[1] ?? null,
+              headers: mail.headers as Map<string, unknown>,
+              raw: Buffer.concat(chunks),
             });
             this.waiters.forEach((wake) => wake());
             callback();
