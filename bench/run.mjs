@@ -23,7 +23,8 @@ import { measureTimeToInbox } from './time-to-inbox.mjs';
 
 async function smtpSinkThread() {
   const { SMTPServer } = await import('smtp-server');
-  const CODE = /login code is (\d{6})/;
+  // The code's own indented line in the plain-text part (src/mail/templates/<locale>/text.hbs).
+  const CODE = /^ {4}(\d{6})\r?$/m;
   const codes = new Map();
   const receivedAt = new Map(); // recipient → when its (last) mail arrived, ms since the epoch
   let received = 0;
