@@ -78,6 +78,14 @@ describe('mail settings', () => {
       expect(message).toContain('DKIM_SELECTOR, DKIM_PRIVATE_KEY must be set too');
     });
 
+    it('is reported with the other invalid settings in one message, and an invalid DKIM_DOMAIN is not called missing', () => {
+      const message = configError({ PORT: '0', DKIM_DOMAIN: 'not a domain', DKIM_SELECTOR: 's1', DKIM_PRIVATE_KEY: join(dir, 'absent.pem') });
+      expect(message).toContain('PORT="0"');
+      expect(message).toContain('DKIM_DOMAIN="not a domain"');
+      expect(message).toContain('DKIM_PRIVATE_KEY: not PEM text');
+      expect(message).not.toContain('must be set too');
+    });
+
     it('refuses a missing key file, naming DKIM_PRIVATE_KEY', () => {
       const message = configError({ DKIM_DOMAIN: 'example.com', DKIM_SELECTOR: 's1', DKIM_PRIVATE_KEY: join(dir, 'absent.pem') });
       expect(message).toContain('DKIM_PRIVATE_KEY: not PEM text');
