@@ -8,6 +8,7 @@ import { setupOpenApi } from './http/openapi.js';
 import { registerRequestLog } from './logging/request-log.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { SessionRateLimiter } from './rate-limit/rate-limit.module.js';
+import { registerWebUi } from './web-ui/web-ui.js';
 
 /**
  * HTTP settings shared by `main.ts` and the tests, so that tests exercise the real stack. Hooks run
@@ -34,5 +35,6 @@ export async function configureApp(app: NestFastifyApplication): Promise<NestFas
   registerJsonBodies(fastify);
   app.useGlobalFilters(new ApiExceptionFilter());
   setupOpenApi(app);
+  if (config.webUi) await registerWebUi(app);
   return app;
 }

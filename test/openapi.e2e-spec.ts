@@ -33,6 +33,8 @@ function servedRoutes(t: TestApp): string[] {
   for (const { method, url } of t.routes) {
     // The OpenAPI UI and document themselves, and wildcard routes (static files, CORS preflight).
     if (url === '/docs' || url.startsWith('/docs/') || url.startsWith('/docs-')) continue;
+    // The web page (WEB_UI, src/web-ui/): HTML for people, not an API operation; its assets are under /web/*.
+    if (url === '/') continue;
     if (url.includes('*')) continue;
     // Fastify answers HEAD for every GET route by itself.
     if (method === 'HEAD' && t.routes.some((r) => r.method === 'GET' && r.url === url)) continue;

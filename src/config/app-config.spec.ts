@@ -217,6 +217,8 @@ describe('loadAppConfig', () => {
       ['EMBEDDED_DB_PORT', 'x'],
       ['SHUTDOWN_DELAY', '-1'],
       ['SHUTDOWN_DELAY', '1.5'],
+      ['WEB_UI', 'yes'],
+      ['WEB_UI', '1'],
     ])('%s=%j', (name, value) => {
       const message = configError({ [name]: value });
       expect(message).toMatch(new RegExp(`^\\s*${name}=`, 'm'));
@@ -422,5 +424,25 @@ describe('loadAppConfig', () => {
     it('an empty SMTP_URL does not satisfy NODE_ENV=test', () => {
       expect(configError({ NODE_ENV: 'test', SMTP_URL: '' })).toContain('SMTP_URL');
     });
+  });
+});
+
+describe('WEB_UI (the page at /)', () => {
+  const production = { NODE_ENV: 'production', APP_SECRET: SECRET, SMTP_URL: SMTP, DATABASE_URL: DB };
+
+  it('is on by default in development and test, off in production', () => {
+    expect(loadAppConfig({}).webUi).toBe(true);
+    expect(loadAppConfig({ NODE_ENV: 'test', SMTP_URL: SMTP }).webUi).toBe(true);
+    expect(loadAppConfig(production).webUi).toBe(false);
+  });
+
+  it('follows an explicit true or false in every environment', () => {
+    expect(loadAppConfig({ ...production, WEB_UI: 'true' }).webUi).toBe(true);
+    expect(loadAppConfig({ WEB_UI: 'false' }).webUi).toBe(false);
+    expect(loadAppConfig({ WEB_UI: '' }).webUi).toBe(true);
+  });
+
+  it('says which values it accepts', () => {
+    expect(configError({ WEB_UI: 'on' })).toContain('WEB_UI="on": WEB_UI must be true or false');
   });
 });

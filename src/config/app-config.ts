@@ -61,6 +61,8 @@ export class AppConfig {
   shutdownGracePeriod: number;
   /** The pino level (LOG_LEVEL's Nest names mapped: log = info, verbose = trace). */
   logLevel: Level;
+  /** Serve the sign-in and "my devices" page at `/`: on unless NODE_ENV=production, where it must be asked for. */
+  webUi: boolean;
 }
 
 /**
@@ -111,6 +113,7 @@ export function loadAppConfig(raw: Record<string, string | undefined>): AppConfi
     shutdownDelay: env.SHUTDOWN_DELAY ?? 0,
     shutdownGracePeriod: env.SHUTDOWN_GRACE_PERIOD ?? 10,
     logLevel: PINO_LEVEL[env.LOG_LEVEL ?? (production ? 'info' : 'debug')],
+    webUi: env.WEB_UI === undefined ? !production : env.WEB_UI === 'true',
   };
 }
 

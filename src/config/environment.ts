@@ -145,6 +145,10 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsIn(LOG_LEVELS, { message: `$property must be one of ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL?: LogLevelName;
+
+  /** Serve the sign-in and "my devices" page at `/` (src/web-ui/). */
+  @IsOptional() @IsIn(['true', 'false'], { message: '$property must be true or false' })
+  WEB_UI?: 'true' | 'false';
 }
 
 const NUMERIC = new Set([
@@ -246,4 +250,5 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   EMBEDDED_DB_PORT = undefined;
   HOST = undefined;
   LOG_LEVEL = undefined;
+  WEB_UI = undefined;
 }
