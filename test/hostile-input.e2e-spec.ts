@@ -550,7 +550,7 @@ describe('hostile input', () => {
 
   describe('unknown routes → 404 not_found', () => {
     it.each([
-      ['get', '/'],
+      ['get', '/index.html'], // `/` is the web page (WEB_UI): test/web-ui.e2e-spec.ts
       ['get', '/nope'],
       ['post', '/nope'],
       ['post', '/session?mode=email'],

@@ -77,9 +77,11 @@ describe('web UI: HTTP answers', () => {
     expect(icon.headers['content-type']).toMatch(/^image\/svg\+xml/);
   });
 
-  it('answers the JSON 404 for a file that is not there, and never serves a file outside the folder', async () => {
+  it('answers the JSON 404 for a file that is not there, lists no folder, and never serves a file outside it', async () => {
     const missing = await request(t.http).get('/web/nothing.js').expect(404);
     expect(missing.body).toEqual(errorBody(404, 'not_found'));
+    const folder = await request(t.http).get('/web/').expect(403);
+    expect(folder.body).toEqual(errorBody(403, 'forbidden'));
     for (const path of ['/web/../web-ui.ts', '/web/%2e%2e/web-ui.ts', '/web/..%2fweb-ui.ts', '/web/%2e%2e%2f%2e%2e%2fpackage.json']) {
       const res = await request(t.http).get(path);
       expect([403, 404], path).toContain(res.status);

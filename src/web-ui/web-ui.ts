@@ -1,7 +1,8 @@
 import fastifyStatic from '@fastify/static';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ConfigurationError } from '../config/environment.js';
 
 /**
  * The sign-in and "my devices" page (issue #14): `public/index.html` at `/`, its script, style
@@ -37,8 +38,15 @@ export const WEB_UI_CSP_DIRECTIVES = {
  * and `GET /web/*` (its assets through @fastify/static; `no-cache`: revalidated with ETag /
  * Last-Modified on every load, answered 304 when unchanged, since their names carry no version).
  * Unknown files under /web/ fall through to the app's JSON 404.
+ * @throws ConfigurationError when the page's files are not beside this module (a build without assets)
  */
 export async function registerWebUi(app: NestFastifyApplication): Promise<void> {
+  if (!existsSync(`${WEB_UI_ROOT}index.html`)) {
+    // A build by plain `tsc` copies no assets: say so at start rather than answer 404 later.
+    throw new ConfigurationError(
+      `WEB_UI is on but ${WEB_UI_ROOT}index.html is missing: build with \`npm run build\` (it copies src/web-ui/public), or set WEB_UI=false.`,
+    );
+  }
   const page = readFileSync(`${WEB_UI_ROOT}index.html`);
   const fastify = app.getHttpAdapter().getInstance();
   fastify.get(

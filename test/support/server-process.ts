@@ -15,8 +15,8 @@ export interface ServerBuild {
 }
 
 /**
- * Compiles `src` with `tsconfig.build.json` and copies the mail templates (as `npm run build` does)
- * into a temporary folder that resolves packages from the project's `node_modules`.
+ * Compiles `src` with `tsconfig.build.json` and copies its assets (as `npm run build` does) into a temporary folder that
+ * resolves packages from the project's `node_modules`.
  */
 export async function buildServer(): Promise<ServerBuild> {
   const dir = await mkdtemp(join(tmpdir(), 'sessions-build-'));
@@ -27,6 +27,8 @@ export async function buildServer(): Promise<ServerBuild> {
     await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], {
       cwd: ROOT,
     });
+    // The web page's static files, which `nest build` copies too (nest-cli.json "assets").
+    await cp(join(ROOT, 'src', 'web-ui', 'public'), join(dir, 'dist', 'web-ui', 'public'), { recursive: true });
   } catch (error) {
     const { stdout, stderr } = error as { stdout?: string; stderr?: string };
     await rm(dir, { recursive: true, force: true });
