@@ -161,6 +161,15 @@ function generalError(answer) {
   return `Something went wrong (${answer.body.code ?? answer.status}). Try again.`;
 }
 
+/**
+ * A send refused with 429: the device's cooldown, the address's hourly cap or the per-IP limit
+ * (the API's `code` is the same; `Retry-After` says how long).
+ * @param {number} seconds
+ */
+function waitMessage(seconds) {
+  return `Please wait: you can ask for a new code in ${duration(seconds)}.`;
+}
+
 /** "45 seconds", "5 minutes" (rounded up). @param {number} seconds */
 function duration(seconds) {
   if (seconds < 90) return `${seconds} ${seconds === 1 ? 'second' : 'seconds'}`;
@@ -271,7 +280,7 @@ ui.emailForm.addEventListener('submit', async (event) => {
   if (answer.status === 429 && answer.body.code === 'rate_limited') {
     const seconds = answer.retryAfter ?? 60;
     coolDown(emailButton, seconds);
-    return showError(`A code was sent to this address very recently. You can ask for another one in ${duration(seconds)}.`);
+    return showError(waitMessage(seconds));
   }
   showError(generalError(answer));
 });
@@ -343,7 +352,7 @@ ui.resend.addEventListener('click', async () => {
   if (answer.status === 429 && answer.body.code === 'rate_limited') {
     const seconds = answer.retryAfter ?? 60;
     coolDown(ui.resend, seconds);
-    return showError(`A code was sent very recently. You can ask for a new one in ${duration(seconds)}.`);
+    return showError(waitMessage(seconds));
   }
   if (answer.body.code === 'session_not_pending' || answer.status === 401 || answer.status === 404) {
     return restartWith(signIn, 'This sign-in can no longer get new codes (its code expired or was used). Ask for a new code to start again.');
