@@ -221,6 +221,29 @@ function coolingDown(button) {
   return button.getAttribute('aria-disabled') === 'true';
 }
 
+// ---- one action at a time -----------------------------------------------------------------
+
+let busy = false;
+
+/**
+ * Wraps an event handler so that a second click or Enter while its calls are in flight is ignored
+ * (two quick submits of a wrong code would use two attempts).
+ * @param {(event: Event) => Promise<unknown>} action
+ * @returns {(event: Event) => Promise<void>}
+ */
+function exclusive(action) {
+  return async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    busy = true;
+    try {
+      await action(event);
+    } finally {
+      busy = false;
+    }
+  };
+}
+
 // ---- steps ---------------------------------------------------------------------------------
 
 /** @param {'email' | 'code' | 'account'} name @param {{ focus?: boolean }} [options] */
@@ -255,8 +278,7 @@ function signedOut(text) {
 
 const emailButton = /** @type {HTMLButtonElement} */ (ui.emailForm.querySelector('button[type=submit]'));
 
-ui.emailForm.addEventListener('submit', async (event) => {
-  event.preventDefault();
+ui.emailForm.addEventListener('submit', exclusive(async () => {
   if (coolingDown(emailButton)) return;
   clearMessages();
   const email = ui.email.value.trim();
@@ -283,13 +305,14 @@ ui.emailForm.addEventListener('submit', async (event) => {
     return showError(waitMessage(seconds));
   }
   showError(generalError(answer));
-});
+}));
 
+// The cooldown belongs to the address (device) that was refused, not to the next one typed.
+ui.email.addEventListener('input', () => endCooldown(emailButton));
 
 // ---- step 2: the code ----------------------------------------------------------------------
 
-ui.codeForm.addEventListener('submit', async (event) => {
-  event.preventDefault();
+ui.codeForm.addEventListener('submit', exclusive(async () => {
   clearMessages();
   const signIn = loadSignIn();
   if (!signIn) return toEmailStep();
@@ -325,7 +348,7 @@ ui.codeForm.addEventListener('submit', async (event) => {
     default:
       showError(generalError(answer));
   }
-});
+}));
 
 /** Back to step 1 with the address filled in. @param {SignIn} signIn @param {string} text */
 function restartWith(signIn, text) {
@@ -334,7 +357,7 @@ function restartWith(signIn, text) {
   showError(text);
 }
 
-ui.resend.addEventListener('click', async () => {
+ui.resend.addEventListener('click', exclusive(async () => {
   if (coolingDown(ui.resend)) return;
   clearMessages();
   const signIn = loadSignIn();
@@ -358,7 +381,7 @@ ui.resend.addEventListener('click', async () => {
     return restartWith(signIn, 'This sign-in can no longer get new codes (its code expired or was used). Ask for a new code to start again.');
   }
   showError(generalError(answer));
-});
+}));
 
 ui.restart.addEventListener('click', () => {
   clearMessages();
@@ -434,7 +457,7 @@ function el(tag, attributes, ...children) {
   return element;
 }
 
-ui.sessions.addEventListener('click', async (event) => {
+ui.sessions.addEventListener('click', exclusive(async (event) => {
   const button = /** @type {HTMLElement | null} */ (event.target instanceof Element ? event.target.closest('button') : null);
   if (!button) return;
   if (button.dataset.action === 'logout') return logOut();
@@ -448,13 +471,13 @@ ui.sessions.addEventListener('click', async (event) => {
   if (answer.status !== 204 && answer.status !== 404) return showError(generalError(answer));
   await toAccountStep({ focus: true });
   showInfo(`${name} is signed out. Its next request will be refused.`);
-});
+}));
 
-ui.refresh.addEventListener('click', async () => {
+ui.refresh.addEventListener('click', exclusive(async () => {
   clearMessages();
   await toAccountStep({ focus: false });
   if (!ui.steps.account.hidden) showInfo('The list is up to date.');
-});
+}));
 
 async function logOut() {
   clearMessages();
