@@ -160,7 +160,10 @@ export function bodyReadError(error: unknown): ApiError | null {
     return new ApiError(413, 'payload_too_large', `The request body must be at most ${BODY_LIMIT_BYTES} bytes.`);
   }
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedType();
-  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+  // Fastify answers a body it could not read with its FST_ERR_CTP_* errors, or with the stream's own
+  // error marked 400; any other 4xx (e.g. @fastify/static's 403 for a path out of its folder, which
+  // Nest hands over wrapped) is not about the body.
+  if (statusCode === 400 || (typeof code === 'string' && code.startsWith('FST_ERR_CTP_') && typeof statusCode === 'number')) {
     return new ApiError(statusCode, 'bad_request', 'The request body could not be read; check Content-Encoding and Content-Length.');
   }
   return null;
