@@ -71,34 +71,22 @@ export async function spawnServer(build: ServerBuild, env: Record<string, string
 
 /** Starts the built server with exactly `env` (plus PATH and PORT), and waits for GET /health/live. */
 export async function startServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [build.mainJs], {
-    cwd: build.dir, // no .env there
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
-    child.once('exit', (code, signal) => resolveExit({ code, signal })),
-  );
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const server = await spawnServer(build, env);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`The server exited with ${child.exitCode}:\n${output}`);
+    if (server.child.exitCode !== null) throw new Error(`The server exited with ${server.child.exitCode}:\n${server.output()}`);
     try {
-      if ((await fetch(`${baseUrl}/health/live`)).status === 200) break;
+      if ((await fetch(`${server.baseUrl}/health/live`)).status === 200) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`The server did not come up in 30 s:\n${output}`);
+      server.child.kill('SIGKILL');
+      throw new Error(`The server did not come up in 30 s:\n${server.output()}`);
     }
     await new Promise((wake) => setTimeout(wake, 100));
   }
-  return { child, port, baseUrl, output: () => output, exited };
+  return server;
 }
 
 /** Whether a new TCP connection to the port is refused (ECONNREFUSED) rather than accepted. */
