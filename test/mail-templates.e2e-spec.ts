@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import request from 'supertest';
-import { confirm, nextCode, othr } from './support/factories.js';
+import { confirm, nextCode, othr, sessionRow } from './support/factories.js';
 import { buildServer, startServer, type ServerBuild } from './support/server-process.js';
 import type { ReceivedMail } from './support/smtp-sink.js';
 import { createTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
@@ -62,6 +62,23 @@ describe('login emails in the client\'s language, with an operator\'s templates 
     expect(mail.subject).toBe('Ihr Code für Acme <Cloud> (de)');
     expect(mail.text).toBe(`Hallo! Ihr Code: ${code}, gültig 5 Minuten. Gerät: othr.\n`);
     expect(mail.html).toContain(`<p>Hallo! Ihr Code: <b>${code}</b> von Acme &lt;Cloud&gt;. help@acme.example</p>`);
+    await confirm(t, uuid, token, code).expect(200);
+  });
+
+  it('a resend (POST /sessions/{uuid}/otp) is written in the locale the login negotiated, whatever the resend request says', async () => {
+    const to = email();
+    const { uuid, token } = await loginMail(t, 'fr-FR', to);
+    const seen = t.smtp.countTo(to);
+    await request(t.http)
+      .post(`/sessions/${uuid}/otp`)
+      .set('Authorization', `Bearer ${token}`)
+      .set('Accept-Language', 'de-DE')
+      .expect(202);
+    const code = await nextCode(t, to, seen);
+    const resent = t.smtp.messages.filter((m) => m.to === to)[seen];
+    expect(resent.subject).toBe('Votre code de connexion à Acme <Cloud>');
+    expect(resent.text).toContain(`    ${code}\n`);
+    expect((await sessionRow(t, uuid)).locale).toBe('fr');
     await confirm(t, uuid, token, code).expect(200);
   });
 
