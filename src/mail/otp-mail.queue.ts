@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { type JobHelpers, Logger as WorkerLogger, type Runner, run } from 'graphile-worker';
+import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
 import { AppConfig } from '../config/app-config.js';
@@ -31,6 +32,13 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger(OtpMailQueue.name);
   private readonly key: Buffer;
   private runner: Runner | null = null;
+  /**
+   * The worker's connections. Ours rather than graphile-worker's own so that its `error` listener
+   * outlives the runner (graphile-worker removes its listeners on stop, and a connection that the
+   * embedded PostgreSQL's shutdown then terminated crashed the process) and so that shutdown can
+   * close every connection before the database stops.
+   */
+  private pool: pg.Pool | null = null;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -46,9 +54,11 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
   async onApplicationBootstrap(): Promise<void> {
     const { url } = this.dataSource.options as { url: string };
     // run() installs or upgrades graphile-worker's own schema (under its own lock) before it starts.
+    const pool = new pg.Pool({ connectionString: url, max: MAIL_WORKER_CONCURRENCY + 2 });
+    pool.on('error', (error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`));
+    this.pool = pool;
     this.runner = await run({
-      connectionString: url,
-      maxPoolSize: MAIL_WORKER_CONCURRENCY + 2,
+      pgPool: pool,
       concurrency: MAIL_WORKER_CONCURRENCY,
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // Nest's shutdown hooks stop it (onApplicationShutdown)
@@ -67,6 +77,8 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     await this.relay.stop();
     await this.runner?.stop();
     this.runner = null;
+    await this.pool?.end();
+    this.pool = null;
   }
 
   /** The outbox payload of a session's code mail, for `send_otp`: the code sealed to the session id. */
