@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
 import { othr, uniqueEmail } from './support/factories.js';
-import { buildServer, freePort, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { buildServer, freePort, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -132,6 +132,23 @@ describe('the built server in development and production', () => {
       await stop(server);
     } finally {
       holder.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('a second instance on the same embedded data folder stops with one line saying why and what to do, and leaves the first one serving', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-shared-'));
+    try {
+      const first = await start({ NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) });
+      const second = await spawnServer(build, { NODE_ENV: 'development', DATABASE_URL: '', SMTP_URL: smtp.url, EMBEDDED_DB_DIR: dataDir });
+      servers.push(second);
+      expect(await second.exited).toEqual({ code: 1, signal: null });
+      const lines = second.output().split('\n').filter((line) => line.includes('already running'));
+      expect(lines).toEqual([expect.stringContaining(`The embedded PostgreSQL in ${dataDir} is already running`)]);
+      expect(second.output()).not.toMatch(/\n\s+at /); // no stack trace
+      expect(await live('127.0.0.1', first.port)).toBe(200);
+      await stop(first);
+    } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 90_000);

