@@ -55,7 +55,9 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     const { url } = this.dataSource.options as { url: string };
     // run() installs or upgrades graphile-worker's own schema (under its own lock) before it starts.
     const pool = new pg.Pool({ connectionString: url, max: MAIL_WORKER_CONCURRENCY + 2 });
-    pool.on('error', (error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`));
+    const lost = (error: Error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`);
+    pool.on('error', lost); // idle connections
+    pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
     this.pool = pool;
     this.runner = await run({
       pgPool: pool,
