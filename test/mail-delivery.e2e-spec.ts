@@ -7,6 +7,11 @@ import { SmtpSink } from './support/smtp-sink.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The code of the first mail `sink` received for `to`, waiting up to 20 s (null if none came). */
+function codeReceived(sink: SmtpSink, to: string): Promise<string | null> {
+  return until(async () => sink.messages.find((m) => m.to === to)?.code ?? null, (c) => c !== null, 20_000);
+}
+
 async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -76,11 +81,7 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
 
     const revived = await SmtpSink.start(port);
     try {
-      const code = await until(
-        async () => revived.messages.find((m) => m.to === to)?.code ?? null,
-        (c) => c !== null,
-        20_000,
-      );
+      const code = await codeReceived(revived, to);
       expect(code).toMatch(/^\d{6}$/);
       await confirm(t, started.body.uuid, started.body.token, code).expect(200);
       expect(revived.countTo(to)).toBe(1);
@@ -169,11 +170,7 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
 
     const revived = await SmtpSink.start(port);
     try {
-      const code = await until(
-        async () => revived.messages.find((m) => m.to === to)?.code ?? null,
-        (c) => c !== null,
-        20_000,
-      );
+      const code = await codeReceived(revived, to);
       expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
       await sleep(1_000); // the replaced mail would have come by now
       expect(revived.countTo(to)).toBe(1);
