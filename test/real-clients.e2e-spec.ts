@@ -55,12 +55,16 @@ describe('real clients', () => {
       ['a NUL byte', 'jo\u0000e@example.com'],
       ['DEL', 'jo\u007fe@example.com'],
       ['a line break inside', 'jo\ne@example.com'],
+      ['a zero-width space (an address that looks like jo e@)', 'jo\u200be@example.com'],
+      ['a right-to-left override', 'joe\u202e@example.com'],
+      ['a byte order mark inside', 'jo\ufeffe@example.com'],
+      ['a line separator (U+2028)', 'jo\u2028e@example.com'],
     ])('%s → 400 validation_failed naming user.email, nothing created', async (_case, email) => {
       const before = await countRows(t);
       const res = await request(t.http).post('/sessions?mode=email').send(othr(email));
       expect(res.status).toBe(400);
       expect(res.body).toEqual(errorBody(400, 'validation_failed', { fields: ['user.email'] }));
-      expect(res.body.message).toContain('user.email must not contain control characters');
+      expect(res.body.message).toContain('user.email must not contain control characters or invisible formatting characters');
       expect(await countRows(t)).toEqual(before);
     });
 

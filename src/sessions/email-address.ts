@@ -2,18 +2,25 @@ import { Transform } from 'class-transformer';
 import { buildMessage, ValidateBy } from 'class-validator';
 import { domainToASCII } from 'node:url';
 
-/** C0 controls and DEL: never part of an address mail can be sent to as written. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/**
+ * Characters that are never part of an address as a person reads and types it: controls (Unicode
+ * Cc: C0, DEL, C1), invisible format characters (Cf: zero-width space and joiners, the byte order
+ * mark, soft hyphen, the bidirectional overrides and isolates of UAX #9) and the line and paragraph
+ * separators (Zl, Zp). Allowed, they would make addresses that look the same and are different
+ * users (Unicode TR #36 "Unicode Security Considerations", §2: invisible and bidi characters).
+ */
+const CONTROL_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 /**
  * The one spelling of an email address that is stored, returned and mailed to (SPEC "POST
  * /sessions"): trimmed; Unicode NFC (UAX #15), so composed and decomposed spellings are one; lower
  * case; the domain as its IDNA A-label (UTS #46 via WHATWG URL's `domainToASCII`, as mail software
  * sends it: `bücher.example` → `xn--bcher-kva.example`). Leading and trailing white space (tabs and
- * line breaks included) is trimmed first; a control character left anywhere makes it unusable.
+ * line breaks included) is trimmed first; a control or invisible character (CONTROL_CHARACTER) left
+ * anywhere makes it unusable.
  *
  * @param raw the address as sent
- * @returns the normalized address, or null when it has a control character or a domain that has no
+ * @returns the normalized address, or null when it has a control or invisible character or a domain that has no
  *   A-label (the caller refuses it); whether the result is a valid address is checked separately
  *   (class-validator's IsEmail)
  */
@@ -41,14 +48,14 @@ export const NormalizeEmailAddress = () =>
   Transform(({ value }) => (typeof value === 'string' ? (normalizeEmailAddress(value) ?? value.trim()) : value));
 
 /**
- * class-validator: no C0 control character (U+0000–U+001F) or DEL (U+007F) anywhere in a string
- * (other types pass: the type checks name them).
+ * class-validator: no control, invisible format, line or paragraph separator character (Unicode
+ * Cc, Cf, Zl, Zp) anywhere in a string (other types pass: the type checks name them).
  */
 export const HasNoControlCharacters = () =>
   ValidateBy({
     name: 'hasNoControlCharacters',
     validator: {
       validate: (value: unknown) => typeof value !== 'string' || !CONTROL_CHARACTER.test(value),
-      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must not contain control characters (U+0000-U+001F, U+007F)`),
+      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must not contain control characters or invisible formatting characters (Unicode Cc, Cf, Zl, Zp)`),
     },
   });
