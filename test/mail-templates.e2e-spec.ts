@@ -225,6 +225,19 @@ describe('templates checked when the built service starts, and `mail:preview`', 
     }
     expect(readFileSync(join(out, 'de', 'mobi.txt'), 'utf8')).toMatch(/^Subject: Eigener Betreff von Acme\n\nIhr Anmeldecode für Acme:\n\n {4}123456\n/);
     expect(readFileSync(join(out, 'en', 'othr.txt'), 'utf8')).toMatch(/^Subject: Your Acme login code\n/);
+    // Like the mail the service sends: no support line without MAIL_SUPPORT_ADDRESS.
+    expect(readFileSync(join(out, 'en', 'othr.txt'), 'utf8')).not.toContain('Questions?');
+    expect(readFileSync(join(out, 'en', 'othr.html'), 'utf8')).not.toContain('Questions?');
+  });
+
+  it('mail:preview shows MAIL_SUPPORT_ADDRESS as the service mails it', async () => {
+    const out = folder({});
+    await promisify(execFile)(process.execPath, [join(build.dir, 'dist/mail/mail-preview.js'), '--out', out], {
+      cwd: build.dir,
+      env: { PATH: process.env.PATH ?? '', MAIL_SUPPORT_ADDRESS: 'help@acme.example' },
+    });
+    expect(readFileSync(join(out, 'en', 'othr.txt'), 'utf8')).toContain('Questions? Write to help@acme.example.');
+    expect(readFileSync(join(out, 'en', 'othr.html'), 'utf8')).toContain('Questions? Write to help@acme.example.');
   });
 
   it('mail:preview reports a broken template with its file name and exits 1', async () => {

@@ -24,7 +24,7 @@ function main(): void {
     templatesDir: config.mail.templatesDir,
     defaultLocale: config.mail.defaultLocale,
     appName: config.appName,
-    supportAddress: config.mail.supportAddress ?? SAMPLE_VARIABLES.support_address,
+    supportAddress: config.mail.supportAddress, // as the service mails it: no support line when unset
   });
   const out = resolve(values.out);
   const links: string[] = [];
