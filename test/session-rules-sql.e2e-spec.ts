@@ -3,7 +3,8 @@ import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../src/database/data-source-options.js';
 import { runMigrations } from '../src/database/run-migrations.js';
-import type { SendLimits, SendRefusal, SessionState } from '../src/sessions/session-rules.js';
+import type { Session } from '../src/sessions/entities/session.entity.js';
+import type { SendLimits, SendRefusal } from '../src/sessions/session-rules.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /**
@@ -34,6 +35,9 @@ interface SendHistory {
 function history(overrides: Partial<SendHistory> = {}): SendHistory {
   return { lastDeviceSendAt: null, sendsInLastHour: 0, oldestSendInLastHourAt: null, ...overrides };
 }
+
+/** The columns of a session that `session_is_usable` looks at. */
+type SessionState = Pick<Session, 'status' | 'otpExpiresAt' | 'otpAttemptsLeft' | 'expiresAt'>;
 
 function session(overrides: Partial<SessionState> = {}): SessionState {
   return { status: 'pending', otpExpiresAt: at(5 * MINUTE), otpAttemptsLeft: 5, expiresAt: null, ...overrides };

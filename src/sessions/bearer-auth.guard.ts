@@ -1,10 +1,10 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { parseBearer } from '../security/token.js';
+import type { Session } from './entities/session.entity.js';
 import { SessionAccessService } from './session-access.service.js';
-import type { SessionRecord } from './sessions.repository.js';
 
-type AuthenticatedRequest = FastifyRequest & { session?: SessionRecord };
+type AuthenticatedRequest = FastifyRequest & { session?: Session };
 
 /** Lets a request through only with the bearer token of a confirmed, unexpired session (RFC 6750). */
 @Injectable()
@@ -20,6 +20,6 @@ export class BearerAuthGuard implements CanActivate {
 
 /** The session the BearerAuthGuard authenticated. */
 export const CurrentSession = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): SessionRecord =>
+  (_data: unknown, context: ExecutionContext): Session =>
     context.switchToHttp().getRequest<AuthenticatedRequest>().session!,
 );

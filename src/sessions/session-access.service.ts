@@ -2,9 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { hashToken } from '../security/token.js';
+import type { Session } from './entities/session.entity.js';
 import { SessionErrors, unauthorizedReason } from './session.errors.js';
 import { authenticates, LAST_SEEN_RESOLUTION, lastSeenIsStale } from './session-rules.js';
-import { type SessionRecord, SessionsRepository } from './sessions.repository.js';
+import { SessionsRepository } from './sessions.repository.js';
 
 /** What a confirmed session's token may do: prove who it is, list its user's sessions, sign out. */
 @Injectable()
@@ -17,24 +18,25 @@ export class SessionAccessService {
 
   /**
    * The confirmed, unexpired session of a bearer token: one indexed lookup by the token's SHA-256.
-   * Refreshes `last_seen_at` at most once a minute.
+   * Refreshes `last_seen_at` at most once a minute (LAST_SEEN_RESOLUTION).
+   * @returns the Session with its User and Device, `lastSeenAt` as stored after this use
    * @throws ApiError 401 `unauthorized` for a missing, unknown, pending, expired or revoked token
    */
-  async authenticate(token: string | null): Promise<SessionRecord> {
+  async authenticate(token: string | null): Promise<Session> {
     const now = this.clock.now();
     if (!token) throw SessionErrors.unauthorized('missing');
     const session = await this.repository.findByTokenHash(hashToken(token));
     if (!session) throw SessionErrors.unauthorized('unknown');
     if (!authenticates(session, now)) throw SessionErrors.unauthorized(unauthorizedReason(session.status));
-    if (lastSeenIsStale(session.lastSeenAt, now)) {
+    if (lastSeenIsStale(session, now)) {
       await this.repository.touchLastSeen(session.id, now, new Date(now.getTime() - LAST_SEEN_RESOLUTION * 1000));
-      return { ...session, lastSeenAt: now };
+      session.lastSeenAt = now;
     }
     return session;
   }
 
-  /** The user's pending and confirmed sessions that can still be used, newest first. */
-  listLive(current: SessionRecord): Promise<SessionRecord[]> {
+  /** The pending and confirmed sessions of `current`'s user that can still be used, newest first, each with its User and Device. */
+  listLive(current: Session): Promise<Session[]> {
     return this.repository.listLiveForUser(current.userId, this.clock.now());
   }
 
@@ -42,6 +44,7 @@ export class SessionAccessService {
    * DELETE /sessions/{uuid}: with the session's own token (log out; repeating it is harmless), or
    * with a confirmed session of the same user (sign another device out). A session that already
    * ended keeps its state.
+   * @param sessionId the session's UUID (without `ses-`)
    * @throws ApiError 401 `unauthorized` (token unknown, or neither the session's own nor a live
    *   confirmed one), 404 `session_not_found` (no such session, or another user's)
    */

@@ -1,13 +1,5 @@
 import type { DeviceType } from './entities/device.entity.js';
-import type { SessionStatus } from './entities/session.entity.js';
-
-/** The parts of a session the rules look at. */
-export interface SessionState {
-  status: SessionStatus;
-  otpExpiresAt: Date;
-  otpAttemptsLeft: number;
-  expiresAt: Date | null;
-}
+import type { Session } from './entities/session.entity.js';
 
 export interface SendLimits {
   /** Seconds between two sends to one device; 0 disables the cooldown. */
@@ -28,19 +20,24 @@ export interface SendRefusal {
 }
 
 /** A session whose token authenticates its holder: confirmed and not past `expires_at`. */
-export function authenticates(session: SessionState, now: Date): boolean {
+export function authenticates(session: Session, now: Date): boolean {
   return session.status === 'confirmed' && !isPast(session.expiresAt, now);
 }
 
 /** `last_seen_at` is refreshed at most once per this many seconds per session (no write per request). */
 export const LAST_SEEN_RESOLUTION = 60;
 
-/** Whether a use of the token at `now` should refresh `last_seen_at`. */
-export function lastSeenIsStale(lastSeenAt: Date | null, now: Date): boolean {
+/** Whether a use of the session's token at `now` should refresh its `last_seen_at`. */
+export function lastSeenIsStale(session: Session, now: Date): boolean {
+  const { lastSeenAt } = session;
   return lastSeenAt === null || now.getTime() - lastSeenAt.getTime() >= LAST_SEEN_RESOLUTION * 1000;
 }
 
-/** `expires_at` of a session confirmed now: `othr` after OTHR_SESSION_TTL, `mobi` never unless MOBI_SESSION_TTL. */
+/**
+ * `expires_at` of a session of a device of this type confirmed at `confirmedAt`: `othr` after
+ * OTHR_SESSION_TTL, `mobi` never unless MOBI_SESSION_TTL (seconds). Takes the type, not a device:
+ * PATCH computes it for both types before `confirm_session` finds the session's device.
+ */
 export function confirmedExpiry(
   type: DeviceType,
   confirmedAt: Date,

@@ -18,10 +18,10 @@ import {
   SessionListDto,
   SessionResponseDto,
 } from './dto/session-response.dto.js';
+import type { Session } from './entities/session.entity.js';
 import { type LoginMode, LoginModePipe } from './login-mode.pipe.js';
 import { SessionIdPipe } from './session-id.pipe.js';
 import { SessionAccessService } from './session-access.service.js';
-import type { SessionRecord } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
 
 const USER_AGENT_MAX = 512;
@@ -94,7 +94,8 @@ export class SessionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SessionResponseDto> {
     const issued = await this.sessions.start({
-      device: { email: input.user.email, type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
+      email: input.user.email,
+      device: { type: input.device.type, vendorUuid: input.device.vendor_uuid ?? null },
       bearerToken,
       clientIp: clientIp(request),
       userAgent: request.headers['user-agent']?.slice(0, USER_AGENT_MAX) ?? null,
@@ -111,7 +112,7 @@ export class SessionsController {
   @ApiBearerAuth()
   @ApiResponse({ status: 200, type: SessionInfoDto })
   @ApiErrorResponses([401, '`unauthorized`: token missing, unknown, pending, expired or revoked.'])
-  current(@CurrentSession() session: SessionRecord): SessionInfoDto {
+  current(@CurrentSession() session: Session): SessionInfoDto {
     return SessionInfoDto.from(session, session.id);
   }
 
@@ -122,7 +123,7 @@ export class SessionsController {
   @ApiBearerAuth()
   @ApiResponse({ status: 200, type: SessionListDto })
   @ApiErrorResponses([401, '`unauthorized`: not the token of a confirmed, unexpired session.'])
-  async list(@CurrentSession() session: SessionRecord): Promise<SessionListDto> {
+  async list(@CurrentSession() session: Session): Promise<SessionListDto> {
     const live = await this.access.listLive(session);
     return { sessions: live.map((s) => SessionInfoDto.from(s, session.id)) };
   }

@@ -8,42 +8,11 @@ import { User } from './entities/user.entity.js';
 import type { SendLimits, SendRefusal } from './session-rules.js';
 import { SESSION_SQL } from './session-statements.js';
 
-/** A session with its user and device, as the rules and the responses need it. */
-export interface SessionRecord {
-  id: string;
-  status: SessionStatus;
-  tokenHash: Buffer;
-  otpHash: Buffer | null;
-  otpExpiresAt: Date;
-  otpAttemptsLeft: number;
-  createdAt: Date;
-  confirmedAt: Date | null;
-  expiresAt: Date | null;
-  userId: string;
-  email: string;
-  deviceId: string;
-  deviceType: DeviceType;
-  vendorUuid: string | null;
-  clientIp: string | null;
-  userAgent: string | null;
-  lastSeenAt: Date | null;
-}
-
-export interface DeviceIdentity {
-  email: string;
-  type: DeviceType;
-  /** Lower-case UUID, or null when absent (one `othr` device per user). */
-  vendorUuid: string | null;
-}
-
-export interface UserAndDevice {
-  userId: string;
-  deviceId: string;
+export interface StartLoginResult {
+  /** Whether this call created the user (meaningful when the session was created). */
   isNewUser: boolean;
+  /** Whether this call created the device (meaningful when the session was created). */
   isNewDevice: boolean;
-}
-
-export interface StartLoginResult extends UserAndDevice {
   /** Null when the session was created; otherwise why the send limits refused it (nothing was kept). */
   refusal: SendRefusal | null;
 }
@@ -63,7 +32,7 @@ export type ConfirmOutcome =
 
 export type ConfirmResult =
   | { outcome: 'not_found' | 'unauthorized' }
-  | { outcome: Exclude<ConfirmOutcome, 'not_found' | 'unauthorized'>; revokedOthers: number; session: SessionRecord };
+  | { outcome: Exclude<ConfirmOutcome, 'not_found' | 'unauthorized'>; revokedOthers: number; session: Session };
 
 /**
  * SQL condition: the session (alias `s`) can still be used at `now`: `session_is_usable` (migration
@@ -78,12 +47,33 @@ interface SendOutcome {
   retryAfter: number | null;
 }
 
+/** A row of `start_login`: the user's and device's actual ids, whether it created them, and the send outcome. */
+interface StartLoginRow extends SendOutcome {
+  userId: string;
+  deviceId: string;
+  isNewUser: boolean;
+  isNewDevice: boolean;
+}
+
 function refusalOf(outcome: SendOutcome): SendRefusal | null {
   return outcome.refusal ? { reason: outcome.refusal, retryAfter: outcome.retryAfter ?? 1 } : null;
 }
 
-/** A session with whether it can still be used at the time asked (`session_is_usable` in SQL). */
-export type SessionAt = SessionRecord & { usable: boolean };
+/** A session (with its user and device) and whether it can still be used at the time asked (`session_is_usable` in SQL). */
+export interface SessionAt {
+  session: Session;
+  usable: boolean;
+}
+
+/**
+ * A row of the hot-path statements (SESSION_COLUMNS, and `confirm_session`'s table): the session's
+ * columns under its entity's property names, and its user's and device's columns.
+ */
+type SessionRow = Pick<
+  Session,
+  | 'id' | 'status' | 'tokenHash' | 'otpHash' | 'otpExpiresAt' | 'otpAttemptsLeft' | 'createdAt' | 'confirmedAt'
+  | 'expiresAt' | 'clientIp' | 'userAgent' | 'lastSeenAt' | 'userId' | 'deviceId'
+> & { email: User['email']; deviceType: Device['type']; vendorUuid: Device['vendorUuid'] };
 
 /** Arbitrary constant naming the expiry sweep among PostgreSQL advisory locks. */
 const SWEEP_LOCK_KEY = 4_130_817_204;
@@ -111,16 +101,25 @@ export class SessionsRepository {
     return this.dataSource.transaction(work);
   }
 
-  /** The session whose token hashes to `tokenHash`, if it belongs to exactly this device, and whether it is usable at `now`. */
-  async findByTokenHashOnDevice(tokenHash: Buffer, device: DeviceIdentity, now: Date): Promise<SessionAt | null> {
-    const rows: SessionAt[] = await this.dataSource.query(SESSION_SQL.findByTokenHashOnDevice, [
+  /**
+   * The session whose token hashes to `tokenHash`, if it belongs to exactly this device (the user
+   * with this normalized `email`, the device's `type` and lower-case `vendorUuid`, null counting as
+   * one value), and whether it is usable at `now`. The session is as `sessionOf` builds it.
+   */
+  async findByTokenHashOnDevice(
+    tokenHash: Buffer,
+    email: string,
+    device: Pick<Device, 'type' | 'vendorUuid'>,
+    now: Date,
+  ): Promise<SessionAt | null> {
+    const rows: (SessionRow & { usable: boolean })[] = await this.dataSource.query(SESSION_SQL.findByTokenHashOnDevice, [
       tokenHash,
-      device.email,
+      email,
       device.type,
       device.vendorUuid,
       now,
     ]);
-    return rows[0] ?? null;
+    return rows[0] ? { session: sessionOf(rows[0]), usable: rows[0].usable } : null;
   }
 
   /**
@@ -128,29 +127,29 @@ export class SessionsRepository {
    * finds or creates the user and the device (the user's row stays locked, so concurrent logins of
    * one address count each other's sends), inserts the pending session, and lets `send_otp` decide
    * the send limits, record the send and queue the mail in `mail_outbox`; when the limits refuse,
-   * nothing of the call is kept. `session.userId` and `session.deviceId` are the ids to use if the
-   * user or device is new.
-   * @param locale BCP 47 language tag (RFC 5646) stored on the session, for its mails
+   * nothing of the call is kept. `session` is a new pending Session with its `user` and `device`,
+   * whose ids are used if the user or device is new; like TypeORM's `save`, a created session gets
+   * the ids of an existing user or device set on it (`userId`, `user.id`, `deviceId`, `device.id`,
+   * `device.userId`). `session.locale` (BCP 47, RFC 5646) is stored for its mails.
    * @param mail the outbox payload (OtpMailQueue.payloadFor)
-   * @returns the actual ids and the refusal (null: created)
+   * @returns whether the user and device are new, and the refusal (null: created)
    */
-  async startLogin(
-    session: SessionRecord,
-    locale: string,
-    limits: SendLimits,
-    mail: object,
-  ): Promise<StartLoginResult> {
-    const rows: (UserAndDevice & SendOutcome)[] = await this.dataSource.query(
+  async startLogin(session: Session, limits: SendLimits, mail: object): Promise<StartLoginResult> {
+    const { user, device } = session;
+    const rows: StartLoginRow[] = await this.dataSource.query(
       SESSION_SQL.startLogin,
       [
-        session.userId, session.email, session.deviceId, session.deviceType, session.vendorUuid, session.createdAt,
+        user.id, user.email, device.id, device.type, device.vendorUuid, session.createdAt,
         session.id, session.tokenHash, session.otpHash, session.otpExpiresAt, session.otpAttemptsLeft,
-        session.clientIp, session.userAgent, locale,
+        session.clientIp, session.userAgent, session.locale,
         limits.resendCooldown, limits.maxSendsPerHour, mail,
       ],
     );
-    const { refusal, retryAfter, ...ids } = rows[0];
-    return { ...ids, refusal: refusalOf({ refusal, retryAfter }) };
+    const { userId, deviceId, isNewUser, isNewDevice, refusal, retryAfter } = rows[0];
+    if (refusal) return { isNewUser, isNewDevice, refusal: refusalOf({ refusal, retryAfter }) };
+    session.userId = user.id = device.userId = userId;
+    session.deviceId = device.id = deviceId;
+    return { isNewUser, isNewDevice, refusal: null };
   }
 
   /**
@@ -199,7 +198,7 @@ export class SessionsRepository {
       .setParameter('now', now)
       .setLock('pessimistic_write', undefined, ['s'])
       .getRawAndEntities<{ usable: boolean }>();
-    return entities[0] ? { ...toSessionRecord(entities[0]), usable: raw[0].usable } : null;
+    return entities[0] ? { session: entities[0], usable: raw[0].usable } : null;
   }
 
   /** Ends a session whose code or whose own life ran out; its OTP hash is erased. */
@@ -212,8 +211,8 @@ export class SessionsRepository {
    * device and the session, checks the token, applies SPEC's state machine and writes its outcome.
    * `otpHash` is the HMAC of the submitted code for this session (hashOtp); `expiresAt` the expiry a
    * confirm sets per device type (confirmedExpiry).
-   * @returns what happened, with the session as it is afterwards (absent for `not_found` and
-   *   `unauthorized`) and how many other sessions of the device a confirm revoked
+   * @returns what happened, with the session as it is afterwards (as `sessionOf` builds it; absent
+   *   for `not_found` and `unauthorized`) and how many other sessions of the device a confirm revoked
    */
   async confirm(
     sessionId: string,
@@ -222,24 +221,24 @@ export class SessionsRepository {
     now: Date,
     expiresAt: Record<DeviceType, Date | null>,
   ): Promise<ConfirmResult> {
-    const [row]: (SessionRecord & { outcome: ConfirmOutcome; revokedOthers: number })[] = await this.dataSource.query(
+    const [row]: (SessionRow & { outcome: ConfirmOutcome; revokedOthers: number })[] = await this.dataSource.query(
       SESSION_SQL.confirmSession,
       [sessionId, tokenHash, otpHash, now, expiresAt.othr, expiresAt.mobi],
     );
-    const { outcome, revokedOthers, ...session } = row;
+    const { outcome, revokedOthers } = row;
     if (outcome === 'not_found' || outcome === 'unauthorized') return { outcome };
-    return { outcome, revokedOthers, session };
+    return { outcome, revokedOthers, session: sessionOf(row) };
   }
 
-  /** The session whose token hashes to `tokenHash`, in any state. */
-  async findByTokenHash(tokenHash: Buffer): Promise<SessionRecord | null> {
-    const rows: SessionRecord[] = await this.dataSource.query(SESSION_SQL.findByTokenHash, [tokenHash]);
-    return rows[0] ?? null;
+  /** The session whose token hashes to `tokenHash`, in any state, as `sessionOf` builds it. */
+  async findByTokenHash(tokenHash: Buffer): Promise<Session | null> {
+    const rows: SessionRow[] = await this.dataSource.query(SESSION_SQL.findByTokenHash, [tokenHash]);
+    return rows[0] ? sessionOf(rows[0]) : null;
   }
 
-  async findById(sessionId: string): Promise<SessionRecord | null> {
-    const session = await this.sessions.findOne({ where: { id: sessionId }, relations: { user: true, device: true } });
-    return session ? toSessionRecord(session) : null;
+  /** The session with this id, with its user and device, in any state. */
+  findById(sessionId: string): Promise<Session | null> {
+    return this.sessions.findOne({ where: { id: sessionId }, relations: { user: true, device: true } });
   }
 
   /** Sets `last_seen_at` unless another request already did since `staleBefore`. */
@@ -253,9 +252,9 @@ export class SessionsRepository {
       .execute();
   }
 
-  /** The user's pending and confirmed sessions that can still be used at `now`, newest first. */
-  async listLiveForUser(userId: string, now: Date): Promise<SessionRecord[]> {
-    const sessions = await this.sessions
+  /** The user's pending and confirmed sessions that can still be used at `now`, newest first, with their user and device. */
+  listLiveForUser(userId: string, now: Date): Promise<Session[]> {
+    return this.sessions
       .createQueryBuilder('s')
       .innerJoinAndSelect('s.user', 'u')
       .innerJoinAndSelect('s.device', 'd')
@@ -264,7 +263,6 @@ export class SessionsRepository {
       .orderBy('s.created_at', 'DESC')
       .addOrderBy('s.id')
       .getMany();
-    return sessions.map(toSessionRecord);
   }
 
   /**
@@ -301,12 +299,12 @@ export class SessionsRepository {
   }
 
   /** Gives a pending session a new code (the old one stops working, attempts are reset); `sendOtp` recorded the send. */
-  async replaceOtp(manager: EntityManager, sessionId: string, otp: { hash: Buffer; expiresAt: Date; attempts: number }): Promise<void> {
-    await manager.update(
-      Session,
-      { id: sessionId },
-      { otpHash: otp.hash, otpExpiresAt: otp.expiresAt, otpAttemptsLeft: otp.attempts },
-    );
+  async replaceOtp(
+    manager: EntityManager,
+    sessionId: string,
+    otp: Pick<Session, 'otpHash' | 'otpExpiresAt' | 'otpAttemptsLeft'>,
+  ): Promise<void> {
+    await manager.update(Session, { id: sessionId }, otp);
   }
 
   /**
@@ -372,27 +370,37 @@ export class SessionsRepository {
   }
 }
 
-/** The flat shape the rules and responses use, from a session loaded with its user and device. */
-function toSessionRecord(session: Session): SessionRecord {
-  const { user, device } = session;
-  if (!user || !device) throw new Error(`Session ${session.id} was loaded without its user and device`);
-  return {
-    id: session.id,
-    status: session.status,
-    tokenHash: session.tokenHash,
-    otpHash: session.otpHash,
-    otpExpiresAt: session.otpExpiresAt,
-    otpAttemptsLeft: session.otpAttemptsLeft,
-    createdAt: session.createdAt,
-    confirmedAt: session.confirmedAt,
-    expiresAt: session.expiresAt,
-    userId: user.id,
-    email: user.email,
-    deviceId: device.id,
-    deviceType: device.type,
-    vendorUuid: device.vendorUuid,
-    clientIp: session.clientIp,
-    userAgent: session.userAgent,
-    lastSeenAt: session.lastSeenAt,
-  };
+/**
+ * A hot-path row as a Session with its User and Device, built with the entity classes (a few
+ * property writes; TypeORM's hydration of the same row through a QueryBuilder costs several times
+ * more). It carries what the row has: not the session's `endedAt` and `locale`, nor the user's and
+ * device's `createdAt`.
+ */
+function sessionOf(row: SessionRow): Session {
+  const user = new User();
+  user.id = row.userId;
+  user.email = row.email;
+  const device = new Device();
+  device.id = row.deviceId;
+  device.userId = row.userId;
+  device.type = row.deviceType;
+  device.vendorUuid = row.vendorUuid;
+  const session = new Session();
+  session.id = row.id;
+  session.userId = row.userId;
+  session.user = user;
+  session.deviceId = row.deviceId;
+  session.device = device;
+  session.status = row.status;
+  session.tokenHash = row.tokenHash;
+  session.otpHash = row.otpHash;
+  session.otpExpiresAt = row.otpExpiresAt;
+  session.otpAttemptsLeft = row.otpAttemptsLeft;
+  session.createdAt = row.createdAt;
+  session.confirmedAt = row.confirmedAt;
+  session.expiresAt = row.expiresAt;
+  session.clientIp = row.clientIp;
+  session.userAgent = row.userAgent;
+  session.lastSeenAt = row.lastSeenAt;
+  return session;
 }

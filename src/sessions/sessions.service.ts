@@ -7,13 +7,18 @@ import { OtpMailQueue } from '../mail/otp-mail.queue.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { generateOtp, hashOtp } from '../security/otp.js';
 import { generateToken, hashToken } from '../security/token.js';
+import { Device } from './entities/device.entity.js';
+import { Session } from './entities/session.entity.js';
+import { User } from './entities/user.entity.js';
 import { SessionErrors } from './session.errors.js';
 import { confirmedExpiry, type SendRefusal } from './session-rules.js';
-import { type DeviceIdentity, type SessionRecord, SessionsRepository } from './sessions.repository.js';
+import { SessionsRepository } from './sessions.repository.js';
 
 /** A session as handed to its token holder. */
 export interface IssuedSession {
-  session: SessionRecord;
+  /** The session with its user and device. */
+  session: Session;
+  /** The session's bearer token (43 base64url characters); only its SHA-256 is stored. */
   token: string;
   isNewUser: boolean;
   isNewDevice: boolean;
@@ -22,7 +27,10 @@ export interface IssuedSession {
 }
 
 export interface StartLogin {
-  device: DeviceIdentity;
+  /** Normalized email address (trimmed, NFC, lower-cased, IDNA A-label domain). */
+  email: string;
+  /** The device as the request names it; `vendorUuid` lower-case, or null when absent. */
+  device: Pick<Device, 'type' | 'vendorUuid'>;
   /** The caller's bearer token, if it sent one. */
   bearerToken: string | null;
   clientIp: string | null;
@@ -49,6 +57,7 @@ export class SessionsService {
    * POST /sessions: hands back the caller's own reusable session when it proves it with the token,
    * otherwise creates a pending session and queues the email of its code, both in one statement
    * (SessionsRepository.startLogin) that also applies the send limits (decided in PostgreSQL only).
+   * @returns the Session (with its User and Device) and its token; `created` false for a reused one
    * @throws ApiError 429 `rate_limited` (per-device cooldown, per-email hourly cap)
    */
   async start(request: StartLogin): Promise<IssuedSession> {
@@ -58,42 +67,21 @@ export class SessionsService {
       return reused;
     }
 
-    const now = this.clock.now();
     const token = generateToken();
     const code = generateOtp();
-    const sessionId = randomUUID();
-    const { otp } = this.config;
-    const session: SessionRecord = {
-      id: sessionId,
-      status: 'pending',
-      tokenHash: hashToken(token),
-      otpHash: hashOtp(this.config.appSecret, sessionId, code),
-      otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
-      otpAttemptsLeft: otp.maxAttempts,
-      createdAt: now,
-      confirmedAt: null,
-      expiresAt: null,
-      userId: randomUUID(), // used if the user is new
-      email: request.device.email,
-      deviceId: randomUUID(), // used if the device is new
-      deviceType: request.device.type,
-      vendorUuid: request.device.vendorUuid,
-      clientIp: request.clientIp,
-      userAgent: request.userAgent,
-      lastSeenAt: null,
-    };
-    const mail = this.mailQueue.payloadFor({ sessionId, to: session.email, code, expiresAt: session.otpExpiresAt, deviceType: request.device.type });
-    const result = await this.repository.startLogin(session, request.locale ?? DEFAULT_LOCALE, otp, mail);
-    if (result.refusal) throw this.sendRefused(result.refusal);
-    const issued: IssuedSession = {
-      session: { ...session, userId: result.userId, deviceId: result.deviceId },
-      token,
-      isNewUser: result.isNewUser,
-      isNewDevice: result.isNewDevice,
-      created: true,
-    };
+    const session = this.newPendingSession(request, token, code);
+    const mail = this.mailQueue.payloadFor({
+      sessionId: session.id,
+      to: session.user.email,
+      code,
+      expiresAt: session.otpExpiresAt,
+      deviceType: session.device.type,
+    });
+    const { isNewUser, isNewDevice, refusal } = await this.repository.startLogin(session, this.config.otp, mail);
+    if (refusal) throw this.sendRefused(refusal);
+    const issued: IssuedSession = { session, token, isNewUser, isNewDevice, created: true };
     this.mailQueue.wake();
-    this.metrics.sessionsCreated.inc({ device_type: request.device.type });
+    this.metrics.sessionsCreated.inc({ device_type: session.device.type });
     return issued;
   }
 
@@ -103,6 +91,9 @@ export class SessionsService {
    * and the device's other live sessions are revoked; a wrong code uses an attempt, the last one
    * expiring the session; a code past its expiry expires the session. Those writes are committed
    * even when an error is answered.
+   * @param sessionId the session's UUID (without `ses-`)
+   * @param code the submitted 6-digit code
+   * @returns the Session as it is afterwards (with its User and Device) and the token
    * @throws ApiError 404 `session_not_found`, 401 `unauthorized` (token not this session's),
    *   400 `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`,
    *   `session_expired`, `session_revoked`
@@ -124,7 +115,7 @@ export class SessionsService {
         throw SessionErrors.unauthorized('not_this_session');
       case 'confirmed': {
         const { session, revokedOthers } = result;
-        this.metrics.sessionsConfirmed.inc({ device_type: session.deviceType });
+        this.metrics.sessionsConfirmed.inc({ device_type: session.device.type });
         if (revokedOthers > 0) this.metrics.sessionsRevoked.inc({ cause: 'replaced_on_device' }, revokedOthers);
         return { session, token, isNewUser: false, isNewDevice: false, created: false };
       }
@@ -155,36 +146,74 @@ export class SessionsService {
    * POST /sessions/{uuid}/otp: a new code for a pending session (the old one stops working,
    * attempts are reset, a new expiry starts), mailed in the session's locale. Same send limits as
    * a new login, decided by the same SQL function (`send_otp`).
-   * @throws ApiError 404, 401 (token not this session's), 409 `session_not_pending` (confirmed,
-   *   ended, or its code expired), 429 `rate_limited`
+   * @param sessionId the session's UUID (without `ses-`)
+   * @returns the Session (with its User and Device) with its new code's `otpExpiresAt`
+   * @throws ApiError 404 `session_not_found`, 401 `unauthorized` (token not this session's), 409
+   *   `session_not_pending` (confirmed, ended, or its code expired), 429 `rate_limited`
    */
-  async resendOtp(sessionId: string, token: string): Promise<SessionRecord> {
+  async resendOtp(sessionId: string, token: string): Promise<Session> {
     const now = this.clock.now();
     const code = generateOtp();
     const { otp } = this.config;
     const outcome = await this.repository.transaction(async (manager) => {
       await this.repository.lockUserOfSession(manager, sessionId);
-      const session = await this.repository.lockDeviceAndSession(manager, sessionId, now);
-      if (!session) throw SessionErrors.notFound();
+      const found = await this.repository.lockDeviceAndSession(manager, sessionId, now);
+      if (!found) throw SessionErrors.notFound();
+      const { session, usable } = found;
       if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
-      if (session.status !== 'pending' || !session.usable) {
+      if (session.status !== 'pending' || !usable) {
         if (session.status === 'pending') await this.repository.markExpired(manager, session.id, now);
         return SessionErrors.sessionNotPending();
       }
       const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
-      const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.email, code, expiresAt: otpExpiresAt, deviceType: session.deviceType });
+      const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.user.email, code, expiresAt: otpExpiresAt, deviceType: session.device.type });
       const refusal = await this.repository.sendOtp(manager, session, now, otp, mail, otpExpiresAt);
       if (refusal) return this.sendRefused(refusal);
-      await this.repository.replaceOtp(manager, session.id, {
-        hash: hashOtp(this.config.appSecret, session.id, code),
-        expiresAt: otpExpiresAt,
-        attempts: otp.maxAttempts,
-      });
-      return { ...session, otpExpiresAt, otpAttemptsLeft: otp.maxAttempts };
+      const newOtp = { otpHash: hashOtp(this.config.appSecret, session.id, code), otpExpiresAt, otpAttemptsLeft: otp.maxAttempts };
+      await this.repository.replaceOtp(manager, session.id, newOtp);
+      return Object.assign(session, newOtp);
     });
     if (outcome instanceof ApiError) throw outcome;
     this.mailQueue.wake();
     return outcome;
+  }
+
+  /**
+   * A new pending session for the request's user and device, not stored yet. The user's and the
+   * device's ids are fresh, used only if they are new (SessionsRepository.startLogin sets the ids
+   * of existing ones).
+   */
+  private newPendingSession(request: StartLogin, token: string, code: string): Session {
+    const now = this.clock.now();
+    const { otp } = this.config;
+    const user = Object.assign(new User(), { id: randomUUID(), email: request.email } satisfies Partial<User>);
+    const device = Object.assign(new Device(), {
+      id: randomUUID(),
+      userId: user.id,
+      type: request.device.type,
+      vendorUuid: request.device.vendorUuid,
+    } satisfies Partial<Device>);
+    const id = randomUUID();
+    return Object.assign(new Session(), {
+      id,
+      userId: user.id,
+      user,
+      deviceId: device.id,
+      device,
+      status: 'pending',
+      tokenHash: hashToken(token),
+      otpHash: hashOtp(this.config.appSecret, id, code),
+      otpExpiresAt: new Date(now.getTime() + otp.ttl * 1000),
+      otpAttemptsLeft: otp.maxAttempts,
+      createdAt: now,
+      confirmedAt: null,
+      expiresAt: null,
+      endedAt: null,
+      clientIp: request.clientIp,
+      userAgent: request.userAgent,
+      lastSeenAt: null,
+      locale: request.locale ?? DEFAULT_LOCALE,
+    } satisfies Partial<Session>);
   }
 
   /** The 429 for a send that `send_otp` refused, explained, with its Retry-After seconds. */
@@ -199,8 +228,13 @@ export class SessionsService {
 
   private async findReusable(request: StartLogin): Promise<IssuedSession | null> {
     if (!request.bearerToken) return null;
-    const session = await this.repository.findByTokenHashOnDevice(hashToken(request.bearerToken), request.device, this.clock.now());
-    if (!session?.usable) return null;
-    return { session, token: request.bearerToken, isNewUser: false, isNewDevice: false, created: false };
+    const found = await this.repository.findByTokenHashOnDevice(
+      hashToken(request.bearerToken),
+      request.email,
+      request.device,
+      this.clock.now(),
+    );
+    if (!found?.usable) return null;
+    return { session: found.session, token: request.bearerToken, isNewUser: false, isNewDevice: false, created: false };
   }
 }

@@ -1,7 +1,11 @@
 import { getDataSourceToken } from '@nestjs/typeorm';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { namedStatementClient, statementName } from '../../src/database/named-statements.js';
+import { Device } from '../../src/sessions/entities/device.entity.js';
+import { Session } from '../../src/sessions/entities/session.entity.js';
+import { User } from '../../src/sessions/entities/user.entity.js';
 import { NAMED_STATEMENTS, SESSION_SQL } from '../../src/sessions/session-statements.js';
 import { SessionsRepository } from '../../src/sessions/sessions.repository.js';
 import { hashToken } from '../../src/security/token.js';
@@ -43,6 +47,72 @@ describe('SessionsRepository (medium: real PostgreSQL, no HTTP)', () => {
     });
   });
 
+  describe('hot paths: rows of the named statements as entities', () => {
+    it('findByTokenHash: a Session with its User and Device, the row\'s values under the entities\' names', async () => {
+      const s = await insertSession(ctx, { status: 'confirmed', type: 'othr' });
+      const session = await repository.findByTokenHash(hashToken(s.token));
+      expect(session).toBeInstanceOf(Session);
+      expect(session!.user).toBeInstanceOf(User);
+      expect(session!.device).toBeInstanceOf(Device);
+      const now = ctx.clock.now();
+      expect({ ...session!, user: { ...session!.user }, device: { ...session!.device } }).toEqual({
+        id: s.id,
+        userId: s.userId,
+        user: { id: s.userId, email: `${s.userId}@medium.test` },
+        deviceId: s.deviceId,
+        device: { id: s.deviceId, userId: s.userId, type: 'othr', vendorUuid: null },
+        status: 'confirmed',
+        tokenHash: hashToken(s.token),
+        otpHash: null,
+        otpExpiresAt: new Date(now.getTime() + 300_000),
+        otpAttemptsLeft: 5,
+        createdAt: now,
+        confirmedAt: now,
+        expiresAt: null,
+        clientIp: null,
+        userAgent: null,
+        lastSeenAt: null,
+      });
+    });
+
+    it('findByTokenHash: null for a token of no session', async () => {
+      expect(await repository.findByTokenHash(hashToken('no such token'))).toBeNull();
+    });
+
+    it('startLogin: a created session of a known user and device gets their ids set on it, like save()', async () => {
+      const limits = { resendCooldown: 0, maxSendsPerHour: 10 };
+      const email = `${randomUUID()}@medium.test`;
+      const vendorUuid = randomUUID();
+      const first = pendingSession(email, vendorUuid);
+      expect(await repository.startLogin(first, limits, { to: email })).toEqual({ isNewUser: true, isNewDevice: true, refusal: null });
+      expect(first).toMatchObject({ userId: first.user.id, deviceId: first.device.id, device: { userId: first.user.id } });
+
+      const second = pendingSession(email, vendorUuid);
+      expect(second.user.id).not.toBe(first.user.id);
+      expect(await repository.startLogin(second, limits, { to: email })).toEqual({ isNewUser: false, isNewDevice: false, refusal: null });
+      expect(second).toMatchObject({
+        userId: first.user.id,
+        user: { id: first.user.id, email },
+        deviceId: first.device.id,
+        device: { id: first.device.id, userId: first.user.id, type: 'mobi', vendorUuid },
+      });
+      expect(await sessionRow(ctx, second.id)).toMatchObject({ user_id: first.user.id, device_id: first.device.id, locale: 'de' });
+    });
+  });
+
+  /** A new pending mobi session as SessionsService builds one, with fresh ids for its user and device. */
+  function pendingSession(email: string, vendorUuid: string): Session {
+    const now = ctx.clock.now();
+    const user = Object.assign(new User(), { id: randomUUID(), email });
+    const device = Object.assign(new Device(), { id: randomUUID(), userId: user.id, type: 'mobi' as const, vendorUuid });
+    return Object.assign(new Session(), {
+      id: randomUUID(), userId: user.id, user, deviceId: device.id, device, status: 'pending' as const,
+      tokenHash: hashToken(randomBytes(32).toString('base64url')), otpHash: randomBytes(32),
+      otpExpiresAt: new Date(now.getTime() + 300_000), otpAttemptsLeft: 5, createdAt: now, confirmedAt: null, expiresAt: null,
+      endedAt: null, clientIp: null, userAgent: null, lastSeenAt: null, locale: 'de',
+    });
+  }
+
   describe('cold paths (Repository and QueryBuilder)', () => {
     it('listLiveForUser: the live sessions of the user only, newest first, with user and device', async () => {
       const first = await insertSession(ctx, { status: 'confirmed', createdAt: new Date(ctx.clock.now().getTime() - 2000) });
@@ -53,7 +123,12 @@ describe('SessionsRepository (medium: real PostgreSQL, no HTTP)', () => {
       await insertSession(ctx, { status: 'confirmed' }); // another user
       const live = await repository.listLiveForUser(first.userId, ctx.clock.now());
       expect(live.map((s) => s.id)).toEqual([second.id, first.id]);
-      expect(live[1]).toMatchObject({ userId: first.userId, email: `${first.userId}@medium.test`, deviceId: first.deviceId, deviceType: 'mobi' });
+      expect(live[1]).toMatchObject({
+        userId: first.userId,
+        user: { id: first.userId, email: `${first.userId}@medium.test` },
+        deviceId: first.deviceId,
+        device: { id: first.deviceId, type: 'mobi' },
+      });
     });
 
     it('revoke: a live session becomes revoked; one past its time becomes expired; an ended one is left alone', async () => {

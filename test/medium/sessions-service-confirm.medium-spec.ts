@@ -38,7 +38,7 @@ describe('SessionsService.confirm (medium: real PostgreSQL, no HTTP)', () => {
       const s = await insertSession(ctx, { type: 'othr' });
       const now = ctx.clock.now();
       const issued = await service.confirm(s.id, s.token, s.code);
-      expect(issued.session).toMatchObject({ id: s.id, status: 'confirmed', confirmedAt: now, deviceType: 'othr' });
+      expect(issued.session).toMatchObject({ id: s.id, status: 'confirmed', confirmedAt: now, device: { type: 'othr' } });
       expect(issued.session.expiresAt).toEqual(new Date(now.getTime() + OTHR_TTL * 1000));
       expect(await sessionRow(ctx, s.id)).toMatchObject({ status: 'confirmed', otp_hash: null, confirmed_at: now });
     });

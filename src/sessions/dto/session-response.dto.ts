@@ -1,8 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { toPublicId } from '../../common/public-id.js';
 import { DEVICE_TYPES, type DeviceType } from '../entities/device.entity.js';
-import { SESSION_STATUSES, type SessionStatus } from '../entities/session.entity.js';
-import type { SessionRecord } from '../sessions.repository.js';
+import { type Session, SESSION_STATUSES, type SessionStatus } from '../entities/session.entity.js';
 import type { IssuedSession } from '../sessions.service.js';
 
 export class SessionUserDto {
@@ -146,7 +145,8 @@ export class SessionInfoDto {
   @ApiProperty({ description: 'This is the session whose token made the request.' })
   current: boolean;
 
-  static from(session: SessionRecord, currentId: string): SessionInfoDto {
+  /** `session` with its user and device; `currentId` the id of the session whose token made the request. */
+  static from(session: Session, currentId: string): SessionInfoDto {
     return {
       uuid: toPublicId('ses', session.id),
       status: session.status,
@@ -177,12 +177,12 @@ export class OtpResentDto {
   otp_expires_at: string;
 }
 
-function userOf(session: SessionRecord): SessionUserDto {
-  return { uuid: toPublicId('usr', session.userId), email: session.email };
+function userOf({ user }: Session): SessionUserDto {
+  return { uuid: toPublicId('usr', user.id), email: user.email };
 }
 
-function deviceOf(session: SessionRecord): SessionDeviceDto {
-  return { uuid: toPublicId('dev', session.deviceId), type: session.deviceType, vendor_uuid: session.vendorUuid };
+function deviceOf({ device }: Session): SessionDeviceDto {
+  return { uuid: toPublicId('dev', device.id), type: device.type, vendor_uuid: device.vendorUuid };
 }
 
 function iso(date: Date | null): string | null {

@@ -34,16 +34,18 @@ export class Session {
   @Column({ name: 'user_id', type: 'uuid', comment: 'The user who logs in.' })
   userId: string;
 
+  /** Loaded on every session SessionsRepository returns. */
   @ManyToOne(() => User, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'sessions_user_id_fkey' })
-  user?: User;
+  user: User;
 
   @Column({ name: 'device_id', type: 'uuid', comment: 'The device the session belongs to (one live session per device).' })
   deviceId: string;
 
+  /** Loaded on every session SessionsRepository returns. */
   @ManyToOne(() => Device, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'device_id', foreignKeyConstraintName: 'sessions_device_id_fkey' })
-  device?: Device;
+  device: Device;
 
   @Column({
     type: 'text',
