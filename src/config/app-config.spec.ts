@@ -404,6 +404,7 @@ describe('loadAppConfig', () => {
         defaultLocale: 'en',
         supportAddress: null,
         dkim: null,
+        concurrency: 20,
       });
       expect(config.otp).toEqual({ ttl: 300, maxAttempts: 5, resendCooldown: 60, maxSendsPerHour: 10 });
       expect(config.session).toMatchObject({ othrTtl: 7200, mobiTtl: null });

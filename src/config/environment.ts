@@ -83,6 +83,10 @@ export class EnvironmentVariables {
   @IsOptional() @IsEmail({}, { message: '$property must be an email address' })
   MAIL_SUPPORT_ADDRESS?: string;
 
+  /** Login emails sent at once per replica: mail worker jobs and SMTP connections. */
+  @IsOptional() @IsInt() @Min(1) @Max(100)
+  MAIL_CONCURRENCY?: number;
+
   /** DKIM signing (RFC 6376): all three or none. */
   @IsOptional() @IsFQDN({}, { message: '$property must be a domain name such as example.com' })
   DKIM_DOMAIN?: string;
@@ -165,6 +169,7 @@ const NUMERIC = new Set([
   'SHUTDOWN_GRACE_PERIOD',
   'SHUTDOWN_DELAY',
   'RATE_LIMIT_PER_MINUTE',
+  'MAIL_CONCURRENCY',
 ]);
 
 /** Thrown at boot when a variable is invalid; the message names every offending variable. */
@@ -230,6 +235,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   MAIL_TEMPLATES_DIR = undefined;
   MAIL_DEFAULT_LOCALE = undefined;
   MAIL_SUPPORT_ADDRESS = undefined;
+  MAIL_CONCURRENCY = undefined;
   DKIM_DOMAIN = undefined;
   DKIM_SELECTOR = undefined;
   DKIM_PRIVATE_KEY = undefined;

@@ -21,7 +21,14 @@ describe('mail settings', () => {
   it('defaults: APP_NAME "Session Management", English, no support address, no DKIM', () => {
     const config = loadAppConfig({});
     expect(config.appName).toBe('Session Management');
-    expect(config.mail).toMatchObject({ templatesDir: null, defaultLocale: 'en', supportAddress: null, dkim: null });
+    expect(config.mail).toMatchObject({ templatesDir: null, defaultLocale: 'en', supportAddress: null, dkim: null, concurrency: 20 });
+  });
+
+  it('MAIL_CONCURRENCY: mails sent at once, a whole number from 1 to 100', () => {
+    expect(loadAppConfig({ MAIL_CONCURRENCY: '4' }).mail.concurrency).toBe(4);
+    expect(configError({ MAIL_CONCURRENCY: '0' })).toContain('MAIL_CONCURRENCY must not be less than 1');
+    expect(configError({ MAIL_CONCURRENCY: '101' })).toContain('MAIL_CONCURRENCY must not be greater than 100');
+    expect(configError({ MAIL_CONCURRENCY: 'many' })).toContain('MAIL_CONCURRENCY');
   });
 
   it('reads APP_NAME, MAIL_TEMPLATES_DIR, MAIL_SUPPORT_ADDRESS and canonicalizes MAIL_DEFAULT_LOCALE', () => {

@@ -55,9 +55,10 @@ export class MailService implements OnApplicationShutdown {
     this.transport = config.mail.smtpUrl
       ? nodemailer.createTransport({
           url: config.mail.smtpUrl,
-          // Reuse up to 5 SMTP connections instead of one handshake per mail.
+          // Reused SMTP connections instead of one handshake per mail; one per mail the worker
+          // sends at once (MAIL_CONCURRENCY), so that no mail waits for a connection.
           pool: true,
-          maxConnections: 5,
+          maxConnections: config.mail.concurrency,
           connectionTimeout: 5_000,
           greetingTimeout: 5_000,
           socketTimeout: 10_000,

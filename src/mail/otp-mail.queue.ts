@@ -12,8 +12,8 @@ import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMail, type OtpMailJob, type OtpMailPayload } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 
-/** Mails sent at once per replica: SMTP round trips are slow, so several wait in parallel. */
-export const MAIL_WORKER_CONCURRENCY = 10;
+/** How long finished jobs wait to be marked complete (or failed) together, in one query (ms). */
+const MAIL_JOB_SETTLE_BATCH_MS = 20;
 /** Seconds between a replica's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
 
@@ -54,21 +54,29 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
   async onApplicationBootstrap(): Promise<void> {
     const { url } = this.dataSource.options as { url: string };
     // run() installs or upgrades graphile-worker's own schema (under its own lock) before it starts.
-    const pool = new pg.Pool({ connectionString: url, max: MAIL_WORKER_CONCURRENCY + 2 });
+    const { concurrency } = this.config.mail;
+    const pool = new pg.Pool({ connectionString: url, max: concurrency + 2 });
     const lost = (error: Error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`);
     pool.on('error', lost); // idle connections
     pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
     this.pool = pool;
     this.runner = await run({
       pgPool: pool,
-      concurrency: MAIL_WORKER_CONCURRENCY,
+      concurrency,
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // Nest's shutdown hooks stop it (onApplicationShutdown)
       logger: this.workerLogger(),
-      // Completed and failed jobs are settled in batches (graphile-worker docs, "Performance"). Its
-      // localQueue (locking jobs ahead) stays off: a job locked ahead could no longer be replaced by
-      // a resend.
-      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      // graphile-worker docs, "Performance": jobs are fetched for the whole pool in one query each
+      // (localQueue) and settled in batches, instead of one query per job for each. A resend
+      // replaces a mail still queued (add_jobs' job key), not one a worker has already taken: see
+      // README "Mail".
+      preset: {
+        worker: {
+          localQueue: { size: concurrency },
+          completeJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS,
+          failJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS,
+        },
+      },
       taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
     });
     this.relay.start();
@@ -79,6 +87,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     await this.relay.stop();
     await this.runner?.stop();
     this.runner = null;
+    await this.relay.flushSettled(); // the mails its last jobs settled
     await this.pool?.end();
     this.pool = null;
   }
@@ -113,16 +122,7 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
     const retry = await this.deliver(job, lastAttempt);
     if (retry) throw new Error(retry);
-    try {
-      await this.dataSource.query('DELETE FROM mail_outbox WHERE session_id = $1 AND revision = $2', [
-        job.sessionId,
-        job.revision,
-      ]);
-    } catch (error) {
-      // The job is settled all the same (not retried: that would send the mail twice); the sweep
-      // deletes the row once its code has expired.
-      this.logger.warn(`Mail for session ${job.sessionId}: outbox row not deleted: ${describe(error)}`);
-    }
+    this.relay.settle(job.sessionId, job.revision);
   }
 
   /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */

@@ -8,6 +8,13 @@ export const RELAY_BATCH = 500;
 /** How often a replica looks for rows that no local request woke it for (other replicas', leftovers). */
 export const RELAY_POLL_INTERVAL_MS = 1_000;
 /**
+ * How long a woken relay waits for more logins before its pass (ms): under load one pass, and one
+ * NOTIFY, then carries the logins of this window instead of one each.
+ */
+export const RELAY_GATHER_MS = 5;
+/** How long settled mails wait to be deleted from the outbox together, in one statement (ms). */
+export const SETTLED_FLUSH_MS = 20;
+/**
  * graphile-worker attempts per mail. The job drops itself once its code has expired, so this only
  * bounds a job whose code lives for hours: graphile-worker waits exp(min(attempt, 10)) s between tries.
  */
@@ -57,6 +64,12 @@ const PURGE_SQL = `
   )
   SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM removed)::int AS removed`;
 
+/** Deletes the outbox rows of settled mails, a batch at a time: only the revision that was sent (a resend may have replaced it meanwhile). */
+const DELETE_SETTLED_SQL = `
+  DELETE FROM mail_outbox o
+   USING unnest($1::uuid[], $2::int[]) AS settled(session_id, revision)
+   WHERE o.session_id = settled.session_id AND o.revision = settled.revision`;
+
 /**
  * Moves login-code mails from `mail_outbox` (written in the login's transaction) to graphile-worker.
  * Woken in-process right after a local login or resend commits, and every RELAY_POLL_INTERVAL_MS
@@ -71,6 +84,9 @@ export class OtpMailRelay {
   private pass: Promise<void> | null = null;
   private again = false;
   private stopped = true;
+  private gathering: NodeJS.Timeout | null = null;
+  private settled: { sessionId: string; revision: number }[] = [];
+  private settledFlush: Promise<void> | null = null;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
@@ -81,24 +97,65 @@ export class OtpMailRelay {
     this.wake(); // rows left by a previous run
   }
 
-  /** Stops polling and waits for the pass in progress; rows still waiting stay for the next start or replica. */
+  /**
+   * Stops polling, waits for the pass in progress and deletes the rows of the mails settled so
+   * far; rows still waiting stay for the next start or replica.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.gathering) clearTimeout(this.gathering);
     this.timer = null;
+    this.gathering = null;
     await this.pass;
+    await this.flushSettled();
   }
 
-  /** Starts a pass now, or a new one right after the pass in progress. */
+  /** Starts a pass RELAY_GATHER_MS from now, or a new one right after the pass in progress. */
   wake(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.gathering) return;
     if (this.pass) {
       this.again = true;
       return;
     }
-    this.pass = this.drain().finally(() => {
-      this.pass = null;
-    });
+    this.gathering = setTimeout(() => {
+      this.gathering = null;
+      if (this.stopped) return;
+      this.pass = this.drain().finally(() => {
+        this.pass = null;
+      });
+    }, RELAY_GATHER_MS);
+  }
+
+  /**
+   * Deletes a settled mail's outbox row (its `revision` only: a resend's newer mail stays) within
+   * SETTLED_FLUSH_MS, together with the others settled meanwhile. A failed delete is logged; the
+   * sweep deletes the row once its code has expired.
+   */
+  settle(sessionId: string, revision: number): void {
+    this.settled.push({ sessionId, revision });
+    if (this.settled.length === 1 && !this.settledFlush) {
+      setTimeout(() => void this.flushSettled(), SETTLED_FLUSH_MS);
+    }
+  }
+
+  /** Deletes the rows of the mails settled so far now (see `settle`). */
+  async flushSettled(): Promise<void> {
+    while (this.settledFlush) await this.settledFlush;
+    if (this.settled.length === 0) return;
+    const batch = this.settled;
+    this.settled = [];
+    this.settledFlush = this.dataSource
+      .query(DELETE_SETTLED_SQL, [batch.map((m) => m.sessionId), batch.map((m) => m.revision)])
+      .then(
+        () => undefined,
+        (error: unknown) => this.logger.warn(`Mail relay: ${batch.length} settled outbox rows not deleted: ${error instanceof Error ? error.message : String(error)}`),
+      )
+      .finally(() => {
+        this.settledFlush = null;
+        if (this.settled.length > 0) setTimeout(() => void this.flushSettled(), SETTLED_FLUSH_MS);
+      });
+    await this.settledFlush;
   }
 
   /**

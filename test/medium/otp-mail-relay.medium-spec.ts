@@ -1,0 +1,48 @@
+import { OtpMailRelay } from '../../src/mail/otp-mail.relay.js';
+import { createMediumModule, insertSession, type MediumContext } from './medium-module.js';
+
+describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
+  let ctx: MediumContext;
+  let relay: OtpMailRelay;
+  beforeAll(async () => {
+    ctx = await createMediumModule([OtpMailRelay]);
+    relay = ctx.get(OtpMailRelay);
+  });
+  afterAll(() => ctx.close());
+
+  /** A waiting outbox row of a new pending session, at `revision`. */
+  async function queued(revision: number): Promise<string> {
+    const { id } = await insertSession(ctx);
+    await ctx.db.query(
+      `INSERT INTO mail_outbox (session_id, revision, payload, expires_at, queued_at) VALUES ($1, $2, '{}', now() + interval '5 minutes', now())`,
+      [id, revision],
+    );
+    return id;
+  }
+  const outbox = async () =>
+    (await ctx.db.query<{ session_id: string; revision: number }>(`SELECT session_id, revision FROM mail_outbox ORDER BY queued_at`)).map(
+      (r) => [r.session_id, r.revision],
+    );
+
+  it('deletes the rows of settled mails together, only the revision that was sent', async () => {
+    const [sent, alsoSent, replaced] = [await queued(1), await queued(3), await queued(2)];
+    relay.settle(sent, 1);
+    relay.settle(alsoSent, 3);
+    relay.settle(replaced, 1); // a resend made revision 2 while revision 1 was being sent: 2 stays
+    expect(await outbox()).toHaveLength(3); // nothing yet: they wait for one statement
+    await relay.flushSettled();
+    expect(await outbox()).toEqual([[replaced, 2]]);
+  });
+
+  it('deletes them on its own within a moment, and again for mails settled while a delete runs', async () => {
+    const first = await queued(1);
+    relay.settle(first, 1);
+    await expect.poll(outbox, { timeout: 2_000, interval: 10 }).not.toContainEqual([first, 1]);
+    const [a, b] = [await queued(1), await queued(1)];
+    relay.settle(a, 1);
+    const flushing = relay.flushSettled();
+    relay.settle(b, 1); // arrives while the first batch is being deleted
+    await flushing;
+    await expect.poll(outbox, { timeout: 2_000, interval: 10 }).toEqual(expect.not.arrayContaining([[a, 1], [b, 1]]));
+  });
+});
