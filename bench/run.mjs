@@ -11,6 +11,8 @@
 // and dropped), BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),
 // BENCH_SEED_SESSIONS (100000), BENCH_TIME_BUDGET (400 s; the run aborts, cleaning up, past it),
 // BENCH_INBOX_RATES (50,200 logins/s) and BENCH_INBOX_SECONDS (10) for the time-to-inbox scenario,
+// BENCH_ONLY=inbox (only the time-to-inbox scenario, for tuning the mail path), BENCH_ENV_<NAME>
+// (sets the service's <NAME>, e.g. BENCH_ENV_MAIL_CONCURRENCY=50),
 // BENCH_CPU_PROF=1 (server runs with --cpu-prof; profile in bench/results/profiles/),
 // BENCH_SERVER_NODE_ARGS (extra node flags for the service, for experiments).
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
@@ -97,6 +99,7 @@ async function main() {
   const MAIL_DRAIN_WAIT_MS = 5_000;
   const INBOX_RATES = (env.BENCH_INBOX_RATES ?? '50,200').split(',').map(Number).filter((n) => n > 0);
   const INBOX_SECONDS = positive(env.BENCH_INBOX_SECONDS, 10);
+  const INBOX_ONLY = env.BENCH_ONLY === 'inbox';
   const RUN_TAG = Date.now().toString(36);
   const CLK_TCK = 100;
   let postmasterPid = null; // of our PostgreSQL, when it runs on this machine: its CPU is counted
@@ -230,6 +233,8 @@ async function main() {
       OTP_RESEND_COOLDOWN: '0',
       OTP_MAX_SENDS_PER_HOUR: '1000000',
       LOG_LEVEL: 'warn',
+      // BENCH_ENV_<NAME>=value: the service's <NAME> (e.g. BENCH_ENV_MAIL_CONCURRENCY=50).
+      ...Object.fromEntries(Object.entries(env).flatMap(([k, v]) => (k.startsWith('BENCH_ENV_') ? [[k.slice('BENCH_ENV_'.length), v]] : []))),
     };
     log(`starting the service on :${port}${CPU_PROF ? ' (with --cpu-prof)' : ''}`);
     const server = spawnServer([...nodeArgs, join(ROOT, 'dist', 'main.js')], serverEnv, workDir);
@@ -237,19 +242,24 @@ async function main() {
     await server.ready(`${base}/health/ready`);
     const idleRssMiB = rssMiB(server.pid);
 
+    const scenarios = [];
+    let bareResult = null;
+    let liveResult = null;
+    let plans = [];
+    let seedSeconds = null;
+    if (!INBOX_ONLY) {
     // ---- node:http ceiling -----------------------------------------------------------------------
     log('ceiling: bare node:http');
     const bare = await spawnBareHttp(workDir);
     addCleanup('node:http server', () => bare.stop());
-    const bareResult = await measureHttp({ url: bare.url, requests: [{ method: 'GET', path: '/' }] }, bare.pid);
+    bareResult = await measureHttp({ url: bare.url, requests: [{ method: 'GET', path: '/' }] }, bare.pid);
     await bare.stop();
     log(`  node:http: ${fmt(bareResult.reqPerSec)} req/s`);
 
     log('ceiling: the service without database work (GET /health/live: same HTTP stack, no SQL)');
-    const liveResult = await measureHttp({ url: base, requests: [{ method: 'GET', path: '/health/live' }] }, server.pid, 200);
+    liveResult = await measureHttp({ url: base, requests: [{ method: 'GET', path: '/health/live' }] }, server.pid, 200);
     log(`  GET /health/live: ${fmt(liveResult.reqPerSec)} req/s`);
 
-    const scenarios = [];
     const queuedCodes = new Map(); // session id → code, for mails the worker had not sent yet
     const capturedBodies = []; // 201 bodies of POST /sessions: sessions (token, code by mail) for later scenarios
     const ceilingSessions = []; // sessions the SQL ceiling of POST created, to confirm in the ceiling of PATCH
@@ -261,11 +271,11 @@ async function main() {
     log(`seeding ${SEED_SESSIONS} sessions (users, devices, otp_sends) with SQL`);
     const seedStarted = Date.now();
     await seed(SEED_SESSIONS);
-    const seedSeconds = (Date.now() - seedStarted) / 1000;
+    seedSeconds = (Date.now() - seedStarted) / 1000;
     const counts = (await q(`SELECT (SELECT count(*) FROM sessions)::int AS sessions, (SELECT count(*) FROM users)::int AS users,
       (SELECT count(*) FROM devices)::int AS devices, (SELECT count(*) FROM otp_sends)::int AS otp_sends`))[0];
     log(`  seeded in ${seedSeconds.toFixed(1)} s; tables now hold ${JSON.stringify(counts)}`);
-    const plans = await explainHotStatements();
+    plans = await explainHotStatements();
     log(`  EXPLAIN of ${plans.length} hot-path statements: ${plans.every((p) => p.seqScans.length === 0) ? 'no sequential scan' : 'SEQUENTIAL SCANS'} (${plans.map((p) => `${p.statement}: ${p.scans.join(', ')}`).join('; ')})`);
     scenarios.push(await postNewUsers(2, `POST /sessions — new user, ${Math.round(counts.sessions / 1000)}k sessions in table (201)`, counts));
 
@@ -369,6 +379,8 @@ async function main() {
       }));
     }
 
+    } // !INBOX_ONLY
+
     // ---- 6. time to inbox ---------------------------------------------------------------------
     const timeToInbox = [];
     for (const rate of INBOX_RATES) {
@@ -383,15 +395,22 @@ async function main() {
         receivedAt: (emails) => sink('receivedAt', emails),
         backlog: mailBacklog,
       });
-      const cpu = cpuDelta(cpuBefore, cpuSnapshot(server.pid));
+      const cpuAfter = cpuSnapshot(server.pid);
+      const cpu = cpuDelta(cpuBefore, cpuAfter);
       result.cpuCores = { service: cpu.server, postgres: cpu.postgres };
+      // Per login and its mail, whatever the run's length: comparable between runs on a busy machine.
+      const runSeconds = (cpuAfter.at - cpuBefore.at) / 1000;
+      result.cpuMsPerLoginAndMail = {
+        service: round((cpu.server * runSeconds * 1000) / result.created, 2),
+        postgres: round((cpu.postgres * runSeconds * 1000) / result.created, 2),
+      };
       timeToInbox.push(result);
       const t = result.timeToInboxMs;
       log(`  ${result.created} logins answered 201, ${result.delivered} mails received: p50 ${t.p50} ms, p99 ${t.p99} ms, max ${t.max} ms; not delivered ${result.notDelivered}; backlog at the last answer ${result.backlogWhenLastAnswered}`);
     }
 
     // ---- report ---------------------------------------------------------------------------------
-    for (const s of scenarios) s.nodeHttpCeilingReqPerSec = round(bareResult.reqPerSec);
+    for (const s of scenarios) s.nodeHttpCeilingReqPerSec = round(bareResult?.reqPerSec);
     const machine = {
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
       cpuCount: os.cpus().length,
@@ -402,7 +421,7 @@ async function main() {
       database: databaseKind,
       postgresSettings,
     };
-    const targets = evaluateTargets(scenarios, plans);
+    const targets = INBOX_ONLY ? [] : evaluateTargets(scenarios, plans);
     const inbox200 = timeToInbox.find((r) => r.ratePerSecond === 200);
     if (inbox200) {
       targets.push({
@@ -421,7 +440,7 @@ async function main() {
         sqlPoolMax: SQL_POOL_MAX,
         sqlConcurrency: CONNECTIONS,
         seedSessions: SEED_SESSIONS,
-        seedSeconds: round(seedSeconds, 1),
+        seedSeconds: seedSeconds === null ? null : round(seedSeconds, 1),
         serverEnv: { ...serverEnv, APP_SECRET: '(random, 43 chars)', DATABASE_URL: '(bench database)', SMTP_URL: '(local sink)' },
         cpuProfile: CPU_PROF,
         serverNodeArgs: nodeArgs,
@@ -818,11 +837,11 @@ async function main() {
       );
     }
     const live = result.serviceWithoutDatabase;
-    lines.push(
+    if (live.reqPerSec !== undefined) lines.push(
       '',
       `The service's HTTP stack alone (GET /health/live: Nest on Fastify, helmet, request log, metrics; no SQL): ${fmt(live.reqPerSec)} req/s, p50 ${live.latencyMs.p50} ms, p99 ${live.latencyMs.p99} ms, peak RSS ${live.peakRssMiB.toFixed(0)} MiB, service CPU ${live.cpu.server.toFixed(2)} cores.`,
     );
-    lines.push('', `CPU during the measured runs, in cores busy of ${m.cpuCount}: service / PostgreSQL / bench process (autocannon, SMTP sink, pg client) / kernel interrupts (loopback network) / other processes = machine; and CPU ms per request: service, PostgreSQL`);
+    if (result.scenarios.length) lines.push('', `CPU during the measured runs, in cores busy of ${m.cpuCount}: service / PostgreSQL / bench process (autocannon, SMTP sink, pg client) / kernel interrupts (loopback network) / other processes = machine; and CPU ms per request: service, PostgreSQL`);
     const c4 = (c) => `${c.server.toFixed(2)} / ${c.postgres.toFixed(2)} / ${c.bench.toFixed(2)} / ${c.irq.toFixed(2)} / ${c.other.toFixed(2)} = ${c.machine.toFixed(2)}`;
     const ms = (p) => `${p.service?.toFixed(2) ?? '—'} ms, ${p.postgres?.toFixed(2) ?? '—'} ms`;
     for (const s of result.scenarios) {
@@ -836,10 +855,10 @@ async function main() {
     }
     if (result.timeToInbox?.length) {
       lines.push('', 'Time to inbox (POST /sessions answered 201 → the SMTP sink has the mail), open-loop logins of new addresses:', '',
-        '| logins/s | for s | 201 | delivered | not delivered | p50 ms | p99 ms | max ms | backlog at last 201 | CPU cores: service, PostgreSQL |',
-        '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+        '| logins/s | for s | 201 | delivered | not delivered | p50 ms | p99 ms | max ms | backlog at last 201 | CPU cores: service, PostgreSQL | CPU ms per login and its mail: service, PostgreSQL |',
+        '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
       for (const r of result.timeToInbox) {
-        lines.push(`| ${r.ratePerSecond} (${r.achievedRatePerSecond} achieved) | ${r.seconds} | ${r.created} | ${r.delivered} | ${r.notDelivered} | ${r.timeToInboxMs.p50} | ${r.timeToInboxMs.p99} | ${r.timeToInboxMs.max} | ${r.backlogWhenLastAnswered} | ${r.cpuCores.service}, ${r.cpuCores.postgres} |`);
+        lines.push(`| ${r.ratePerSecond} (${r.achievedRatePerSecond} achieved) | ${r.seconds} | ${r.created} | ${r.delivered} | ${r.notDelivered} | ${r.timeToInboxMs.p50} | ${r.timeToInboxMs.p99} | ${r.timeToInboxMs.max} | ${r.backlogWhenLastAnswered} | ${r.cpuCores.service}, ${r.cpuCores.postgres} | ${r.cpuMsPerLoginAndMail.service.toFixed(2)}, ${r.cpuMsPerLoginAndMail.postgres.toFixed(2)} |`);
       }
     }
     lines.push('', 'Targets:');
