@@ -2,8 +2,8 @@
  * The SQL of the hot paths (login, token check, confirm), where a statement planned once per
  * connection measurably matters: each text here runs as a named statement (NAMED_STATEMENTS, given
  * to pg's pool as its `Client`, see src/database/named-statements.ts). Shared by SessionsRepository
- * and the benchmark's SQL ceilings, shared by SessionsRepository and the benchmark's SQL ceilings
- * (`bench/run.mjs` imports it from `dist/`), so the ceiling always runs what the service runs.
+ * and the benchmark's SQL ceilings (`bench/run.mjs` imports it from `dist/`), so the ceiling always
+ * runs what the service runs.
  * Constant texts: values are always parameters.
  */
 
