@@ -243,6 +243,9 @@ async function main() {
     const idleRssMiB = rssMiB(server.pid);
 
     const scenarios = [];
+    const queuedCodes = new Map(); // session id → code, for mails the worker had not sent yet
+    const capturedBodies = []; // 201 bodies of POST /sessions: sessions (token, code by mail) for later scenarios
+    const ceilingSessions = []; // sessions the SQL ceiling of POST created, to confirm in the ceiling of PATCH
     let bareResult = null;
     let liveResult = null;
     let plans = [];
@@ -260,9 +263,6 @@ async function main() {
     liveResult = await measureHttp({ url: base, requests: [{ method: 'GET', path: '/health/live' }] }, server.pid, 200);
     log(`  GET /health/live: ${fmt(liveResult.reqPerSec)} req/s`);
 
-    const queuedCodes = new Map(); // session id → code, for mails the worker had not sent yet
-    const capturedBodies = []; // 201 bodies of POST /sessions: sessions (token, code by mail) for later scenarios
-    const ceilingSessions = []; // sessions the SQL ceiling of POST created, to confirm in the ceiling of PATCH
 
     // ---- 1. POST /sessions, new users ------------------------------------------------------------
     scenarios.push(await postNewUsers(1, 'POST /sessions — new user (201)'));

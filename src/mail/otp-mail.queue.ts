@@ -66,17 +66,11 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // Nest's shutdown hooks stop it (onApplicationShutdown)
       logger: this.workerLogger(),
-      // graphile-worker docs, "Performance": jobs are fetched for the whole pool in one query each
-      // (localQueue) and settled in batches, instead of one query per job for each. A resend
-      // replaces a mail still queued (add_jobs' job key), not one a worker has already taken: see
-      // README "Mail".
-      preset: {
-        worker: {
-          localQueue: { size: concurrency },
-          completeJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS,
-          failJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS,
-        },
-      },
+      // graphile-worker docs, "Performance": finished jobs are settled in batches, not one query
+      // each. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
+      // stopped while that queue holds jobs fails to hand them back ("Cannot background something
+      // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
+      preset: { worker: { completeJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS, failJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS } },
       taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
     });
     this.relay.start();
