@@ -655,13 +655,14 @@ async function main() {
     async function takeQueuedCodes() {
       const { deriveKey, open } = await import(new URL('../dist/security/sealed-box.js', import.meta.url));
       const key = deriveKey(serverEnv.APP_SECRET, 'otp-mail-job');
-      const jobs = await q(`WITH gone AS (
-          DELETE FROM mail_outbox RETURNING session_id, payload, handed_over_at
-        ), removed AS (
-          SELECT graphile_worker.remove_job('otp-mail:' || session_id) FROM gone WHERE handed_over_at IS NOT NULL
-        )
-        SELECT g.session_id AS "sessionId", g.payload->>'sealedCode' AS "sealedCode", (SELECT count(*) FROM removed) AS removed
-          FROM gone g`);
+      // Rows locked in session id order and jobs removed one per statement, as the service's sweep
+      // does, so that this cannot deadlock with the worker settling jobs meanwhile.
+      const jobs = await q(`WITH doomed AS (SELECT session_id FROM mail_outbox ORDER BY session_id FOR UPDATE)
+        DELETE FROM mail_outbox o USING doomed d WHERE o.session_id = d.session_id
+        RETURNING o.session_id AS "sessionId", o.payload->>'sealedCode' AS "sealedCode", o.handed_over_at IS NOT NULL AS "handedOver"`);
+      for (const job of jobs) {
+        if (job.handedOver) await q(`SELECT graphile_worker.remove_job($1)`, [`otp-mail:${job.sessionId}`]);
+      }
       for (const job of jobs) {
         try {
           queuedCodes.set(job.sessionId, open(key, job.sealedCode, job.sessionId));

@@ -12,8 +12,6 @@ import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMail, type OtpMailJob, type OtpMailPayload } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 
-/** How long finished jobs wait to be marked complete (or failed) together, in one query (ms). */
-const MAIL_JOB_SETTLE_BATCH_MS = 20;
 /** Seconds between a replica's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
 
@@ -66,11 +64,11 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // Nest's shutdown hooks stop it (onApplicationShutdown)
       logger: this.workerLogger(),
-      // graphile-worker docs, "Performance": finished jobs are settled in batches, not one query
-      // each. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
+      // graphile-worker docs, "Performance": jobs finished in the same tick are settled in one
+      // query. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
       // stopped while that queue holds jobs fails to hand them back ("Cannot background something
       // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
-      preset: { worker: { completeJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS, failJobBatchDelay: MAIL_JOB_SETTLE_BATCH_MS } },
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
       taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
     });
     this.relay.start();

@@ -51,24 +51,39 @@ const RELAY_SQL = `
   SELECT (SELECT count(*) FROM handed)::int AS handed, (SELECT count(*) FROM queued)::int AS queued`;
 
 /**
- * Deletes up to $2 outbox rows whose code expired before $1 and removes the queued jobs of those
- * already handed over through graphile-worker's documented `remove_job(job_key)`.
+ * Deletes up to $2 outbox rows whose code expired before $1 (locked in session id order, like
+ * DELETE_SETTLED_SQL) and returns the sessions of those already handed over to graphile-worker.
  */
 const PURGE_SQL = `
-  WITH gone AS (
-    DELETE FROM mail_outbox
-     WHERE session_id IN (SELECT session_id FROM mail_outbox WHERE expires_at <= $1 LIMIT $2)
-    RETURNING session_id, handed_over_at
-  ), removed AS (
-    SELECT graphile_worker.remove_job($3::text || session_id) AS job FROM gone WHERE handed_over_at IS NOT NULL
+  WITH expired AS (
+    SELECT session_id FROM mail_outbox WHERE expires_at <= $1 ORDER BY session_id LIMIT $2 FOR UPDATE
+  ), gone AS (
+    DELETE FROM mail_outbox o USING expired e WHERE o.session_id = e.session_id
+    RETURNING o.session_id AS "sessionId", o.handed_over_at IS NOT NULL AS "handedOver"
   )
-  SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT count(*) FROM removed)::int AS removed`;
+  SELECT * FROM gone`;
 
-/** Deletes the outbox rows of settled mails, a batch at a time: only the revision that was sent (a resend may have replaced it meanwhile). */
+/**
+ * Removes a queued job through graphile-worker's documented `remove_job(job_key)`: one job per
+ * statement, because a statement removing several could deadlock with the worker completing
+ * several jobs at once (each locks its rows in its own order).
+ */
+const REMOVE_JOB_SQL = `SELECT graphile_worker.remove_job($1::text) IS NOT NULL AS removed`;
+
+/**
+ * Deletes the outbox rows of settled mails, a batch at a time: only the revision that was sent (a
+ * resend may have replaced it meanwhile). Rows are locked in session id order, as PURGE_SQL locks
+ * them, so that two statements deleting several rows each cannot deadlock.
+ */
 const DELETE_SETTLED_SQL = `
-  DELETE FROM mail_outbox o
-   USING unnest($1::uuid[], $2::int[]) AS settled(session_id, revision)
-   WHERE o.session_id = settled.session_id AND o.revision = settled.revision`;
+  WITH settled AS (
+    SELECT o.session_id
+      FROM mail_outbox o
+      JOIN unnest($1::uuid[], $2::int[]) AS s(session_id, revision) ON o.session_id = s.session_id AND o.revision = s.revision
+     ORDER BY o.session_id
+       FOR UPDATE OF o
+  )
+  DELETE FROM mail_outbox o USING settled WHERE o.session_id = settled.session_id`;
 
 /**
  * Moves login-code mails from `mail_outbox` (written in the login's transaction) to graphile-worker.
@@ -172,10 +187,17 @@ export class OtpMailRelay {
     return row.handed;
   }
 
-  /** See PURGE_SQL. @returns the number of outbox rows deleted */
+  /**
+   * Deletes up to `batch` outbox rows whose code expired before `now`, then removes the queued jobs
+   * of those already handed over (REMOVE_JOB_SQL; a job a worker holds is only kept from retrying).
+   * @returns the number of outbox rows deleted
+   */
   async purgeExpired(now: Date, batch: number): Promise<number> {
-    const [row] = await this.dataSource.query<{ deleted: number }[]>(PURGE_SQL, [now, batch, OTP_MAIL_JOB_KEY_PREFIX]);
-    return row.deleted;
+    const gone = await this.dataSource.query<{ sessionId: string; handedOver: boolean }[]>(PURGE_SQL, [now, batch]);
+    for (const { sessionId, handedOver } of gone) {
+      if (handedOver) await this.dataSource.query(REMOVE_JOB_SQL, [OTP_MAIL_JOB_KEY_PREFIX + sessionId]);
+    }
+    return gone.length;
   }
 
   /** Mails not settled yet: waiting in the outbox, queued, or being sent. */

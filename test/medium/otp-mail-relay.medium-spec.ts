@@ -1,3 +1,4 @@
+import { runMigrations as installGraphileWorker } from 'graphile-worker';
 import { OtpMailRelay } from '../../src/mail/otp-mail.relay.js';
 import { createMediumModule, insertSession, type MediumContext } from './medium-module.js';
 
@@ -7,15 +8,17 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
   beforeAll(async () => {
     ctx = await createMediumModule([OtpMailRelay]);
     relay = ctx.get(OtpMailRelay);
+    await installGraphileWorker({ connectionString: ctx.db.url, logger: undefined }); // its documented schema installer
   });
   afterAll(() => ctx.close());
 
-  /** A waiting outbox row of a new pending session, at `revision`. */
-  async function queued(revision: number): Promise<string> {
+  /** A waiting outbox row of a new pending session, at `revision`, whose code expires in `expiresIn` seconds. */
+  async function queued(revision: number, expiresIn = 300): Promise<string> {
     const { id } = await insertSession(ctx);
     await ctx.db.query(
-      `INSERT INTO mail_outbox (session_id, revision, payload, expires_at, queued_at) VALUES ($1, $2, '{}', now() + interval '5 minutes', now())`,
-      [id, revision],
+      `INSERT INTO mail_outbox (session_id, revision, payload, expires_at, queued_at)
+       VALUES ($1, $2, '{}', now() + make_interval(secs => $3), clock_timestamp())`,
+      [id, revision, expiresIn],
     );
     return id;
   }
@@ -44,5 +47,15 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     relay.settle(b, 1); // arrives while the first batch is being deleted
     await flushing;
     await expect.poll(outbox, { timeout: 2_000, interval: 10 }).toEqual(expect.not.arrayContaining([[a, 1], [b, 1]]));
+  });
+
+  it('purges the mails whose code expired, a batch at a time, handed over to graphile-worker or not, and keeps the others', async () => {
+    await ctx.db.query('DELETE FROM mail_outbox');
+    const [, , , live] = [await queued(1, -60), await queued(1, -60), await queued(1, -1), await queued(1, 300)];
+    expect(await relay.relayBatch(1)).toBe(1); // the first one now has a job (removed by the purge through remove_job())
+    expect(await relay.purgeExpired(new Date(), 2)).toBe(2);
+    expect(await relay.purgeExpired(new Date(), 2)).toBe(1);
+    expect(await relay.purgeExpired(new Date(), 2)).toBe(0);
+    expect(await outbox()).toEqual([[live, 1]]);
   });
 });
