@@ -59,6 +59,8 @@ describe('real clients', () => {
       ['a right-to-left override', 'joe\u202e@example.com'],
       ['a byte order mark inside', 'jo\ufeffe@example.com'],
       ['a line separator (U+2028)', 'jo\u2028e@example.com'],
+      ['a combining grapheme joiner (U+034F)', 'jo\u034fe@example.com'],
+      ['a no-break space', 'jo\u00a0e@example.com'],
     ])('%s → 400 validation_failed naming user.email, nothing created', async (_case, email) => {
       const before = await countRows(t);
       const res = await request(t.http).post('/sessions?mode=email').send(othr(email));

@@ -140,10 +140,12 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     }
   }
 
-  /** graphile-worker's log lines through Nest's logger; its debug and info chatter is dropped. */
+  /** graphile-worker's log lines through Nest's logger; its debug and info chatter, and its line per failed attempt, are dropped. */
   private workerLogger(): WorkerLogger {
     const logger = new Logger('MailWorker');
     return new WorkerLogger(() => (level, message) => {
+      // A failed attempt is already logged by deliver(): one warning when it will be retried.
+      if (message.startsWith('Failed task ')) return;
       if (level === 'error') logger.error(message);
       else if (level === 'warning') logger.warn(message);
     });

@@ -38,6 +38,13 @@ describe('normalizeEmailAddress', () => {
     'jo\u2028e@example.com', // line separator
     'jo\u2029e@example.com', // paragraph separator
     'joe@exa\u200bmple.com', // in the domain too
+    'jo\u034fe@example.com', // combining grapheme joiner (Default_Ignorable_Code_Point)
+    'jo\ufe0fe@example.com', // variation selector
+    'jo\u3164e@example.com', // Hangul filler
+    'jo\u2800e@example.com', // blank Braille pattern
+    'jo\u00a0e@example.com', // no-break space
+    'jo\u2009e@example.com', // thin space
+    'jo\u3000e@example.com', // ideographic space
   ])(
     'refuses a control or invisible character inside: %j',
     (raw) => {

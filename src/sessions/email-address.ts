@@ -4,12 +4,14 @@ import { domainToASCII } from 'node:url';
 
 /**
  * Characters that are never part of an address as a person reads and types it: controls (Unicode
- * Cc: C0, DEL, C1), invisible format characters (Cf: zero-width space and joiners, the byte order
- * mark, soft hyphen, the bidirectional overrides and isolates of UAX #9) and the line and paragraph
- * separators (Zl, Zp). Allowed, they would make addresses that look the same and are different
- * users (Unicode TR #36 "Unicode Security Considerations", §2: invisible and bidi characters).
+ * Cc: C0, DEL, C1), invisible ones (Cf and Default_Ignorable_Code_Point: zero-width space and
+ * joiners, the byte order mark, soft hyphen, the bidirectional overrides and isolates of UAX #9,
+ * variation selectors, the combining grapheme joiner, Hangul fillers), separators other than the
+ * ASCII space (Z: no-break and typographic spaces, U+2028, U+2029) and the blank Braille pattern.
+ * Allowed, they would make addresses that look the same and are different users (Unicode TR #36
+ * "Unicode Security Considerations", §2: invisible characters and spoofing).
  */
-const CONTROL_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const CONTROL_CHARACTER = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]|(?! )\p{Z}/u;
 
 /**
  * The one spelling of an email address that is stored, returned and mailed to (SPEC "POST
@@ -48,14 +50,14 @@ export const NormalizeEmailAddress = () =>
   Transform(({ value }) => (typeof value === 'string' ? (normalizeEmailAddress(value) ?? value.trim()) : value));
 
 /**
- * class-validator: no control, invisible format, line or paragraph separator character (Unicode
- * Cc, Cf, Zl, Zp) anywhere in a string (other types pass: the type checks name them).
+ * class-validator: no control, invisible or separator character (CONTROL_CHARACTER) anywhere in a
+ * string (other types pass: the type checks name them).
  */
 export const HasNoControlCharacters = () =>
   ValidateBy({
     name: 'hasNoControlCharacters',
     validator: {
       validate: (value: unknown) => typeof value !== 'string' || !CONTROL_CHARACTER.test(value),
-      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must not contain control characters or invisible formatting characters (Unicode Cc, Cf, Zl, Zp)`),
+      defaultMessage: buildMessage((eachPrefix) => `${eachPrefix}$property must not contain control characters or invisible formatting characters (Unicode Cc, Cf, Default_Ignorable_Code_Point, separators other than the space)`),
     },
   });

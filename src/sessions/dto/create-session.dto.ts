@@ -46,7 +46,7 @@ export class UserInputDto {
     maxLength: 254,
     description:
       'Trimmed, Unicode NFC, lower-cased, the domain written as its IDNA A-label (bücher.example → xn--bcher-kva.example), ' +
-      'then checked: no control or invisible characters (Unicode Cc, Cf, Zl, Zp: e.g. U+0000-U+001F, U+007F, zero-width and bidi controls, U+2028), at most 254 characters, a valid address. ' +
+      'then checked: no control, invisible or separator characters other than the space (Unicode Cc, Cf, Default_Ignorable_Code_Point, Z: e.g. U+0000-U+001F, zero-width and bidi controls, U+00A0, U+2028), at most 254 characters, a valid address. ' +
       'The normalized form is stored, returned and mailed to.',
   })
   @NormalizeEmailAddress()
