@@ -19,7 +19,7 @@ import {
 import { connectTestRedis, rateLimitKey, TEST_REDIS_URL, uniqueClientIp } from './support/redis.js';
 import { createReplicaPair, type ReplicaPair } from './support/replicas.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { createMigratedTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /**
  * Abuse resistance (SPEC "Security rules"): the per-IP request limit of the session endpoints
@@ -96,7 +96,7 @@ describe('per-IP request limit (RATE_LIMIT_PER_MINUTE), in memory', () => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createMigratedTestDatabase();
   });
   afterEach(async () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));

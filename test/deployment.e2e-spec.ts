@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { errorBody, othr, uniqueEmail } from './support/factories.js';
 import {
-  buildServer,
+  copyServerBuild,
   connectionRefused,
   freePort,
   spawnServer,
@@ -45,7 +45,7 @@ describe('deployment: the real server process (node dist/main.js)', () => {
   const lockers: pg.Client[] = [];
 
   beforeAll(async () => {
-    build = await buildServer();
+    build = await copyServerBuild();
     db = await createTestDatabase();
     smtp = await SmtpSink.start();
   }, 180_000);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
 import { othr, uniqueEmail } from './support/factories.js';
-import { buildServer, freePort, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { copyServerBuild, freePort, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -53,7 +53,7 @@ describe('the built server in development and production', () => {
   const external = externalIpv4();
 
   beforeAll(async () => {
-    build = await buildServer();
+    build = await copyServerBuild();
     db = await createTestDatabase();
     smtp = await SmtpSink.start();
   }, 120_000);

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import request from 'supertest';
 import { confirm, nextCode, othr, sessionRow } from './support/factories.js';
-import { buildServer, startServer, type ServerBuild } from './support/server-process.js';
+import { copyServerBuild, startServer, type ServerBuild } from './support/server-process.js';
 import type { ReceivedMail } from './support/smtp-sink.js';
 import { createTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
@@ -182,7 +182,7 @@ describe('templates checked when the built service starts, and `mail:preview`', 
   });
 
   beforeAll(async () => {
-    [build, db] = await Promise.all([buildServer(), createTestDatabase()]);
+    [build, db] = await Promise.all([copyServerBuild(), createTestDatabase()]);
   }, 180_000);
   afterAll(async () => {
     await db?.drop();

@@ -2,12 +2,14 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import pg from 'pg';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
+import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import {
   confirm,
   createConfirmedSession,
   createPendingSession,
   errorBody,
+  mailSettled,
   mobi,
   nextCode,
   othr,
@@ -208,6 +210,11 @@ describe('session lifecycle', () => {
 
     it('is one indexed lookup by token hash, and writes nothing but a last_seen_at older than a minute', async () => {
       const session = await createConfirmedSession(t, mobi(uniqueEmail('current-sql'), vendor()));
+      // Only the requests' statements may reach the pool meanwhile: the login's mail is settled (the
+      // worker deletes its outbox row through the pool) and the outbox relay's poll (every second) is paused.
+      await mailSettled(t);
+      const relay = t.app.get(OtpMailRelay);
+      await relay.stop();
       // Every statement reaches PostgreSQL through the pool's Client class (the `Client` option in
       // TypeORM's `extra`), which runs the hot-path texts as named (prepared) statements.
       const options = t.app.get(DataSource).options;
@@ -255,6 +262,7 @@ describe('session lifecycle', () => {
         }
       } finally {
         spy.mockRestore();
+        relay.start();
       }
     });
 

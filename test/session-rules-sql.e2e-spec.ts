@@ -1,11 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../src/database/data-source-options.js';
-import { runMigrations } from '../src/database/run-migrations.js';
 import type { Session } from '../src/sessions/entities/session.entity.js';
 import type { SendLimits, SendRefusal } from '../src/sessions/session-rules.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { createMigratedTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /**
  * The rules that live in PostgreSQL, once, because they must be exact under concurrency
@@ -47,14 +44,7 @@ let db: TestDatabase;
 let client: pg.Client;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const dataSource = new DataSource(dataSourceOptions(db.url));
-  await dataSource.initialize();
-  try {
-    await runMigrations(dataSource);
-  } finally {
-    await dataSource.destroy();
-  }
+  db = await createMigratedTestDatabase();
   client = new pg.Client({ connectionString: db.url });
   await client.connect();
 });

@@ -2,7 +2,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { MIGRATIONS } from '../src/database/data-source-options.js';
 import { createConfirmedSession, mobi, othr, uniqueEmail } from './support/factories.js';
-import { buildServer, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { copyServerBuild, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { createTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
@@ -83,7 +83,7 @@ describe('graceful shutdown of the real server process (node dist/main.js)', () 
   let locker: pg.Client | undefined;
 
   beforeAll(async () => {
-    build = await buildServer();
+    build = await copyServerBuild();
     db = await createTestDatabase();
     smtp = await SmtpSink.start();
   }, 120_000);

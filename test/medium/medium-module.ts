@@ -7,7 +7,6 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../../src/common/clock.js';
 import { AppConfig, loadAppConfig } from '../../src/config/app-config.js';
 import { dataSourceOptions } from '../../src/database/data-source-options.js';
-import { runMigrations } from '../../src/database/run-migrations.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { hashOtp } from '../../src/security/otp.js';
 import { hashToken } from '../../src/security/token.js';
@@ -15,11 +14,12 @@ import { Session } from '../../src/sessions/entities/session.entity.js';
 import { SessionsRepository } from '../../src/sessions/sessions.repository.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { TEST_SECRET } from '../support/test-app.js';
-import { createTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { createMigratedTestDatabase, type TestDatabase } from '../support/test-database.js';
 
 /**
- * A service or repository on a real, freshly migrated PostgreSQL, without HTTP (the "medium tests"
- * of immich's server): the real SessionsRepository, TypeORM DataSource, configuration, metrics and
+ * A service or repository on a real, freshly migrated PostgreSQL (a copy of the run's migrated
+ * template database), without HTTP (the "medium tests" of immich's server): the real
+ * SessionsRepository, TypeORM DataSource, configuration, metrics and
  * an injectable clock; `stubs` stand in for the collaborators a test does not exercise.
  */
 export interface MediumContext {
@@ -35,13 +35,7 @@ export async function createMediumModule(
   providers: Type[],
   options: { env?: Record<string, string>; stubs?: Provider[] } = {},
 ): Promise<MediumContext> {
-  const db = await createTestDatabase();
-  const migrator = await new DataSource(dataSourceOptions(db.url)).initialize();
-  try {
-    await runMigrations(migrator);
-  } finally {
-    await migrator.destroy();
-  }
+  const db = await createMigratedTestDatabase();
   const config = loadAppConfig({
     NODE_ENV: 'test',
     DATABASE_URL: db.url,

@@ -1,9 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { inject } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -14,28 +16,52 @@ export interface ServerBuild {
   remove(): Promise<void>;
 }
 
+/** Written into the run's build folder once the build has finished (`.failed` holds why it did not). */
+const BUILD_DONE = '.done';
+const BUILD_FAILED = '.failed';
+
 /**
- * Compiles `src` with `tsconfig.build.json` and copies its assets (as `npm run build` does) into a temporary folder that
- * resolves packages from the project's `node_modules`.
+ * Compiles `src` with `tsconfig.build.json` into `<dir>/dist` and copies its assets, as
+ * `npm run build` does; then writes the `.done` marker (`.failed`, with tsc's output, if it did not
+ * compile), which copyServerBuild() waits for. Run once per test run (test/support/build-setup.ts).
+ * @param signal aborting it stops tsc
  */
-export async function buildServer(): Promise<ServerBuild> {
-  const dir = await mkdtemp(join(tmpdir(), 'sessions-build-'));
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
-  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+export async function compileServer(dir: string, signal?: AbortSignal): Promise<void> {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
     await promisify(execFile)(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], {
       cwd: ROOT,
+      signal,
     });
-    // The web page's static files, which `nest build` copies too (nest-cli.json "assets").
+    // The web page's static files and the built-in mail templates, as nest-cli.json's "assets" copies them.
     await cp(join(ROOT, 'src', 'web-ui', 'public'), join(dir, 'dist', 'web-ui', 'public'), { recursive: true });
+    await cp(join(ROOT, 'src', 'mail', 'templates'), join(dir, 'dist', 'mail', 'templates'), { recursive: true });
   } catch (error) {
     const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`tsc failed:\n${stdout ?? ''}${stderr ?? ''}`);
+    const output = `${stdout ?? ''}${stderr ?? ''}`;
+    await writeFile(join(dir, BUILD_FAILED), `The server build failed:\n${output || String(error)}`);
+    return;
   }
-  // The built-in mail templates, as nest-cli.json's "assets" copies them.
-  await cp(join(ROOT, 'src', 'mail', 'templates'), join(dir, 'dist', 'mail', 'templates'), { recursive: true });
+  await writeFile(join(dir, BUILD_DONE), '');
+}
+
+/**
+ * A private copy of this run's build (compileServer(), started by the global setup), in a temporary
+ * folder that resolves packages from the project's `node_modules`: what a test writes there (the
+ * development secret in `.data/`) is its own. Waits for the build to finish.
+ * @throws Error with tsc's output when the build failed
+ */
+export async function copyServerBuild(): Promise<ServerBuild> {
+  const built = inject('serverBuildDir');
+  for (const deadline = Date.now() + 180_000; !existsSync(join(built, BUILD_DONE)); ) {
+    if (existsSync(join(built, BUILD_FAILED))) throw new Error(await readFile(join(built, BUILD_FAILED), 'utf8'));
+    if (Date.now() > deadline) throw new Error(`The server build in ${built} did not finish in 180 s`);
+    await new Promise((wake) => setTimeout(wake, 100));
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'sessions-build-'));
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  await cp(join(built, 'dist'), join(dir, 'dist'), { recursive: true });
   return { mainJs: join(dir, 'dist', 'main.js'), dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 

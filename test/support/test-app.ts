@@ -12,7 +12,7 @@ import { loadAppConfig } from '../../src/config/app-config.js';
 import { createHttpAdapter } from '../../src/http/http-adapter.js';
 import { FakeClock } from './fake-clock.js';
 import { SmtpSink } from './smtp-sink.js';
-import { createTestDatabase, type TestDatabase } from './test-database.js';
+import { createMigratedTestDatabase, type TestDatabase } from './test-database.js';
 
 export interface TestApp {
   app: INestApplication;
@@ -30,6 +30,8 @@ export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef';
 /**
  * The real application (real HTTP stack, real PostgreSQL, real SMTP server) on a private database,
  * with an injectable clock. `env` overrides the defaults below.
+ * The database is a copy of the run's migrated template unless `options.database` is given (pass
+ * createTestDatabase() to have the application migrate an empty one, as on a first start).
  * @param options.logStream where log lines go (set LOG_LEVEL in `env` to see them)
  * @param options.database run on this database instead of a new one (several apps may share it);
  *   `close()` then leaves it in place: its owner drops it
@@ -38,7 +40,7 @@ export async function createTestApp(
   env: Record<string, string> = {},
   options: { logStream?: DestinationStream; database?: TestDatabase } = {},
 ): Promise<TestApp> {
-  const db = options.database ?? (await createTestDatabase());
+  const db = options.database ?? (await createMigratedTestDatabase());
   const smtp = await SmtpSink.start();
   const clock = new FakeClock();
   const appEnv = {
