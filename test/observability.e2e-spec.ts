@@ -206,10 +206,12 @@ describe('observability: GET /metrics', () => {
     const wrong = await confirm(t, b.uuid, b.token, wrongCode(b.code)).expect(400);
     expect(wrong.body.code).toBe('otp_invalid');
 
-    // Mails are sent by the queue worker after the response: scrape until both are counted.
+    // Mails are sent by the queue worker after the response, and their outbox rows are deleted in
+    // batches a few ms later: scrape until both are counted as sent and none is left queued.
     let res = await request(t.http).get('/metrics').expect(200);
     for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
-      if (sampleValue(parsePrometheus(res.text), 'mails_sent_total') === 2) break;
+      const scraped = parsePrometheus(res.text);
+      if (sampleValue(scraped, 'mails_sent_total') === 2 && sampleValue(scraped, 'mail_queue_depth') === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
       res = await request(t.http).get('/metrics').expect(200);
     }
