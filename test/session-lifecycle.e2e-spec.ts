@@ -4,6 +4,8 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
+import { listeningPort } from './support/raw-http.js';
+import { connect } from 'node:net';
 import {
   confirm,
   createConfirmedSession,
@@ -92,6 +94,17 @@ function expectUnauthorized(res: request.Response): void {
   expect(res.headers['www-authenticate']).toBe('Bearer');
 }
 
+/** Writes `text` on a new connection and reads the whole answer (the server closes it). */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+  });
+}
+
 /** Five wrong codes: the session ends as `expired`. */
 async function exhaustAttempts(t: TestApp, session: Session): Promise<void> {
   for (let left = 4; left >= 0; left--) {
@@ -178,6 +191,34 @@ describe('session lifecycle', () => {
       }
       expect(await row(t, session.uuid)).toEqual(before);
       expect(before.last_seen_at).toBeNull();
+    });
+
+    it('takes the scheme in any case and one or more spaces before the token (RFC 6750 §2.1: "Bearer" 1*SP b64token)', async () => {
+      const session = await createConfirmedSession(t, mobi(uniqueEmail('current-syntax'), vendor()));
+      for (const authorization of [`bearer ${session.token}`, `BEARER  ${session.token}`, `Bearer     ${session.token}`]) {
+        const res = await getCurrent(t, authorization);
+        expect({ authorization, status: res.status, uuid: res.body.uuid }).toEqual({ authorization, status: 200, uuid: session.uuid });
+      }
+    });
+
+    it('answers 401 to two Authorization headers, even when both hold the right token (Node.js would keep only the first)', async () => {
+      const session = await createConfirmedSession(t, mobi(uniqueEmail('current-twice'), vendor()));
+      const before = await row(t, session.uuid);
+      const port = await listeningPort(t);
+      // Written byte for byte: HTTP clients (and supertest) merge or refuse a repeated header.
+      const twice = async (method: string, path: string, first: string, second: string) => {
+        const answer = await rawExchange(port, `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${first}\r\nAuthorization: ${second}\r\nConnection: close\r\n\r\n`);
+        return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]), body: JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as unknown, wwwAuthenticate: /^www-authenticate: (.*)$/im.exec(answer)?.[1].trim() };
+      };
+      const refused = { status: 401, body: errorBody(401, 'unauthorized'), wwwAuthenticate: 'Bearer' };
+      for (const second of [bearer(session.token), bearer(unknownToken()), 'Basic dXNlcjpwYXNz']) {
+        expect(await twice('GET', '/sessions/current', bearer(session.token), second)).toEqual(refused);
+      }
+      // Revoking with a doubled header is refused the same way (the guard, before the id and body).
+      expect(await twice('DELETE', `/sessions/${session.uuid}`, bearer(session.token), bearer(session.token))).toEqual(refused);
+      expect(await row(t, session.uuid)).toEqual(before);
+      // The same request with the header once is accepted: the refusal was the repetition.
+      await getCurrent(t, bearer(session.token)).expect(200);
     });
 
     it('answers 401 for the token of a pending, expired or revoked session, and writes nothing', async () => {
@@ -712,9 +753,15 @@ describe('session lifecycle', () => {
         expect({ name, row: await row(t, session.uuid) }).toEqual({ name, row: before });
       }
 
+      // A code that expired: the refusal changes nothing, so the next PATCH still tells the client
+      // otp_expired (once), and only then session_expired.
       const late = await createPendingSession(t, mobi(email, vendor()));
       t.clock.advance(OTP_TTL);
+      const beforeResend = await row(t, late.uuid);
       expect((await resend(t, late.uuid, bearer(late.token)).expect(409)).body).toEqual(errorBody(409, 'session_not_pending'));
+      expect(await row(t, late.uuid)).toEqual(beforeResend);
+      expect(beforeResend).toMatchObject({ status: 'pending' });
+      expect((await confirm(t, late.uuid, late.token, late.code).expect(400)).body).toEqual(errorBody(400, 'otp_expired'));
       expect(await row(t, late.uuid)).toMatchObject({ status: 'expired', otp_hash: null, ended_at: t.clock.now() });
       expect((await confirm(t, late.uuid, late.token, late.code).expect(400)).body).toEqual(errorBody(400, 'session_expired'));
 

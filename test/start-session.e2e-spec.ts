@@ -425,7 +425,7 @@ describe('POST /sessions?mode=email', () => {
         `Token ${token}`,
         token,
         `Bearer${token}`,
-        `Bearer  ${token}`,
+        `Bearer\t${token}`,
         `Bearer ${token}!`,
         `Bearer "${token}"`,
         `Bearer ${token} ${token}`,

@@ -73,8 +73,13 @@ describe('parseBearer', () => {
     expect(parseBearer(`Bearer${token}`)).toBeNull();
   });
 
-  it('refuses extra spaces and other whitespace', () => {
-    expect(parseBearer(`Bearer  ${token}`)).toBeNull();
+  it('takes one or more spaces between the scheme and the token (RFC 6750 §2.1: "Bearer" 1*SP b64token)', () => {
+    expect(parseBearer(`Bearer  ${token}`)).toBe(token);
+    expect(parseBearer(`bearer     ${token}`)).toBe(token);
+  });
+
+  it('refuses other whitespace, and spaces anywhere else', () => {
+    expect(parseBearer(`Bearer \t${token}`)).toBeNull();
     expect(parseBearer(` Bearer ${token}`)).toBeNull();
     expect(parseBearer(`Bearer ${token} `)).toBeNull();
     expect(parseBearer(`Bearer\t${token}`)).toBeNull();
@@ -93,6 +98,8 @@ describe('parseBearer', () => {
   it('accepts a token of 512 characters and refuses one over 512', () => {
     expect(parseBearer(`Bearer ${'a'.repeat(512)}`)).toBe('a'.repeat(512));
     expect(parseBearer(`Bearer ${'a'.repeat(513)}`)).toBeNull();
+    expect(parseBearer(`Bearer    ${'a'.repeat(512)}`)).toBe('a'.repeat(512));
+    expect(parseBearer(`Bearer    ${'a'.repeat(513)}`)).toBeNull();
     expect(parseBearer(`bearer ${'a'.repeat(513)}`)).toBeNull();
     expect(parseBearer(`Bearer ${'a'.repeat(100_000)}`)).toBeNull();
   });

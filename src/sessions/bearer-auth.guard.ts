@@ -1,8 +1,8 @@
 import { type CanActivate, createParamDecorator, type ExecutionContext, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { parseBearer } from '../security/token.js';
 import type { Session } from './entities/session.entity.js';
 import { SessionAccessService } from './session-access.service.js';
+import { bearerOf } from './bearer-token.guard.js';
 
 type AuthenticatedRequest = FastifyRequest & { session?: Session };
 
@@ -13,7 +13,7 @@ export class BearerAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    request.session = await this.access.authenticate(parseBearer(request.headers.authorization));
+    request.session = await this.access.authenticate(bearerOf(request));
     return true;
   }
 }

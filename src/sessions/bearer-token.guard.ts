@@ -12,7 +12,7 @@ import { SessionErrors } from './session.errors.js';
 @Injectable()
 export class BearerTokenGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    if (!parseBearer(context.switchToHttp().getRequest<FastifyRequest>().headers.authorization)) {
+    if (!bearerOf(context.switchToHttp().getRequest<FastifyRequest>())) {
       throw SessionErrors.unauthorized('missing');
     }
     return true;
@@ -20,10 +20,18 @@ export class BearerTokenGuard implements CanActivate {
 }
 
 /**
- * The bearer token of the request's `Authorization` header, or null when it is missing or
- * malformed (always a token behind BearerTokenGuard).
+ * The bearer token of the request's `Authorization` header, or null when it is missing, malformed,
+ * or sent more than once. Node.js keeps only the first of repeated `Authorization` headers, so the
+ * raw header list is counted: two credentials make the request ambiguous, not the first one valid.
  */
+export function bearerOf(request: FastifyRequest): string | null {
+  const raw = request.raw.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 13 && raw[i].toLowerCase() === 'authorization') seen++;
+  return seen === 1 ? parseBearer(request.headers.authorization) : null;
+}
+
+/** The request's bearer token as `bearerOf` reads it (always a token behind BearerTokenGuard). */
 export const BearerToken = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): string | null =>
-    parseBearer(context.switchToHttp().getRequest<FastifyRequest>().headers.authorization),
+  (_data: unknown, context: ExecutionContext): string | null => bearerOf(context.switchToHttp().getRequest<FastifyRequest>()),
 );

@@ -201,11 +201,6 @@ export class SessionsRepository {
     return entities[0] ? { session: entities[0], usable: raw[0].usable } : null;
   }
 
-  /** Ends a session whose code or whose own life ran out; its OTP hash is erased. */
-  async markExpired(manager: EntityManager, sessionId: string, now: Date): Promise<void> {
-    await manager.update(Session, { id: sessionId }, { status: 'expired', otpHash: null, endedAt: now });
-  }
-
   /**
    * PATCH /sessions/{uuid} in one statement (`confirm_session`, migration 1764662400000): locks the
    * device and the session, checks the token, applies SPEC's state machine and writes its outcome.

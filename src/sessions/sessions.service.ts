@@ -161,10 +161,9 @@ export class SessionsService {
       if (!found) throw SessionErrors.notFound();
       const { session, usable } = found;
       if (!hashToken(token).equals(session.tokenHash)) throw SessionErrors.unauthorized('not_this_session');
-      if (session.status !== 'pending' || !usable) {
-        if (session.status === 'pending') await this.repository.markExpired(manager, session.id, now);
-        return SessionErrors.sessionNotPending();
-      }
+      // A refusal changes nothing: a pending session whose code expired is left to the next PATCH
+      // (which answers otp_expired once, then session_expired) or the sweep.
+      if (session.status !== 'pending' || !usable) return SessionErrors.sessionNotPending();
       const otpExpiresAt = new Date(now.getTime() + otp.ttl * 1000);
       const mail = this.mailQueue.payloadFor({ sessionId: session.id, to: session.user.email, code, expiresAt: otpExpiresAt, deviceType: session.device.type });
       const refusal = await this.repository.sendOtp(manager, session, now, otp, mail, otpExpiresAt);
