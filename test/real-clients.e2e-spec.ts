@@ -75,6 +75,19 @@ describe('real clients', () => {
       expect(res.status).toBe(400);
       expect(res.body).toEqual(errorBody(400, 'validation_failed', { fields: ['user.email'] }));
     });
+
+    it('an xn-- label that is not valid Punycode (xn--zz) → 400 validation_failed naming user.email, nothing stored', async () => {
+      const before = await countRows(t);
+      for (const email of ['joe@xn--zz.example', 'joe@mail.xn--abc-.example']) {
+        const res = await request(t.http).post('/sessions?mode=email').send(othr(email));
+        expect({ email, status: res.status, body: res.body }).toEqual({
+          email,
+          status: 400,
+          body: errorBody(400, 'validation_failed', { fields: ['user.email'] }),
+        });
+      }
+      expect(await countRows(t)).toEqual(before);
+    });
   });
 
   describe('a JSON object that names a member twice → 400 validation_failed naming it (never last-one-wins)', () => {

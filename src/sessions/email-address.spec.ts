@@ -57,6 +57,18 @@ describe('normalizeEmailAddress', () => {
     expect(normalizeEmailAddress('joe@[127.0.0.1]')).toBeNull();
   });
 
+  it.each(['a@xn--zz.example', 'a@xn--.example', 'a@xn--abc-.example', 'a@mail.xn--a.example', 'a@XN--ZZ.example'])(
+    'refuses an xn-- label that is not valid Punycode of a non-ASCII name (RFC 5890 §2.3.2.1): %s',
+    (raw) => {
+      expect(normalizeEmailAddress(raw)).toBeNull();
+    },
+  );
+
+  it('keeps valid A-labels as they are', () => {
+    expect(normalizeEmailAddress('a@xn--ls8h.la')).toBe('a@xn--ls8h.la');
+    expect(normalizeEmailAddress('a@mail.xn--55qx5d.cn')).toBe('a@mail.xn--55qx5d.cn');
+  });
+
   it('leaves a string without "@" to the address check (which refuses it)', () => {
     expect(normalizeEmailAddress(' Joe ')).toBe('joe');
     expect(isEmail('joe')).toBe(false);

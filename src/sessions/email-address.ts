@@ -1,6 +1,6 @@
 import { Transform } from 'class-transformer';
 import { buildMessage, ValidateBy } from 'class-validator';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 /**
  * Characters that are never part of an address as a person reads and types it: controls (Unicode
@@ -22,8 +22,8 @@ const CONTROL_CHARACTER = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]|
  * anywhere makes it unusable.
  *
  * @param raw the address as sent
- * @returns the normalized address, or null when it has a control or invisible character or a domain that has no
- *   A-label (the caller refuses it); whether the result is a valid address is checked separately
+ * @returns the normalized address, or null when it has a control or invisible character, a domain that has no
+ *   A-label, or an `xn--` label that is not valid Punycode (the caller refuses it); whether the result is a valid address is checked separately
  *   (class-validator's IsEmail)
  */
 export function normalizeEmailAddress(raw: string): string | null {
@@ -34,8 +34,24 @@ export function normalizeEmailAddress(raw: string): string | null {
   const at = folded.lastIndexOf('@'); // a quoted local part may hold '@'; the domain never does
   if (at < 0) return folded;
   const domain = domainToASCII(folded.slice(at + 1));
-  return domain === '' ? null : `${folded.slice(0, at)}@${domain}`;
+  return domain === '' || !hasValidALabels(domain) ? null : `${folded.slice(0, at)}@${domain}`;
 }
+
+/**
+ * Whether every `xn--` label of an ASCII domain is a real A-label: Punycode that decodes to a
+ * non-ASCII U-label and encodes back to the same label (RFC 5890 §2.3.2.1). `xn--zz` is not;
+ * Node.js 22 and 24 pass such labels through `domainToASCII` unchanged where Node.js 20 refused them.
+ */
+function hasValidALabels(domain: string): boolean {
+  for (const label of domain.split('.')) {
+    if (!label.startsWith('xn--')) continue;
+    const unicode = domainToUnicode(label);
+    if (!NON_ASCII.test(unicode) || domainToASCII(unicode) !== label) return false;
+  }
+  return true;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Whether `value` is already in the form normalizeEmailAddress gives (so it is stored as it is mailed). */
 export function isNormalizedEmailAddress(value: string): boolean {
