@@ -83,10 +83,19 @@ async function bootstrap(): Promise<void> {
     // instead of waiting for the keep-alive timeout.
     const server = app.getHttpServer();
     setInterval(() => server.closeIdleConnections(), 100).unref();
+    const drainStarted = Date.now();
+    const hadEmbedded = embedded.embedded !== null;
     app
       .close()
-      .then(() => embedded.stop())
-      .then(() => process.exit(0))
+      .then(() => {
+        logger.log(`Closed in ${Date.now() - drainStarted} ms: no request open, mail worker stopped, database connections closed`, 'Bootstrap');
+        return embedded.stop();
+      })
+      .then(() => {
+        if (hadEmbedded) logger.log('Embedded PostgreSQL stopped', 'Bootstrap');
+        logger.log('Shutdown complete: exit 0', 'Bootstrap');
+        process.exit(0);
+      })
       .catch((error: unknown) => {
         logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
         process.exit(1);

@@ -170,6 +170,9 @@ describe('graceful shutdown of the real server process (node dist/main.js)', () 
     expect(Date.now() - signalledAt).toBeLessThan(10_000);
     expect(server.output()).toContain('SIGTERM: shutting down');
     expect(server.output()).not.toContain('Grace period over');
+    // The last lines say how it ended, so an operator reading the log knows the stop was clean.
+    expect(server.output()).toMatch(/Closed in \d+ ms: no request open, mail worker stopped, database connections closed/);
+    expect(server.output()).toContain('Shutdown complete: exit 0');
 
     // Every session was stored; every mail was either sent (the sends in progress were let finish:
     // the SMTP server has no mail half received) or is still in the outbox for another replica.
