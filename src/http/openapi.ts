@@ -20,7 +20,9 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       scheme: 'bearer',
       // Not a JWT (the swagger default): an opaque string of 43 base64url characters.
       bearerFormat: 'opaque',
-      description: 'The `token` returned by POST or PATCH /sessions.',
+      description:
+        'The `token` returned by POST or PATCH /sessions, as `Authorization: Bearer <token>` (scheme in any case, one or more ' +
+        'spaces; RFC 6750 §2.1). A request with two Authorization headers is treated as carrying none.',
     })
     .build();
   return SwaggerModule.createDocument(app, config);
