@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -185,3 +185,29 @@ describe('the embedded PostgreSQL keeps its port (EMBEDDED_DB_PORT)', () => {
     expect({ port: embedded.port, portTaken: embedded.portTaken }).toEqual({ port, portTaken: null });
   }, 60_000);
 });
+
+describe('the embedded PostgreSQL stopped from outside (a terminal Ctrl-C reaches its whole process group)', () => {
+  it('stop() still resolves when the server has already exited, so the shutdown can finish and log its end', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-gone-'));
+    try {
+      const embedded = await startEmbeddedPostgres({ dataDir, persistent: true });
+      const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      process.kill(pid, 'SIGINT'); // what Ctrl-C does to it: PostgreSQL's fast shutdown
+      for (const deadline = Date.now() + 15_000; alive(pid) && Date.now() < deadline; ) await new Promise((wake) => setTimeout(wake, 50));
+      expect(alive(pid)).toBe(false);
+      const stopped = await Promise.race([embedded.stop().then(() => 'stopped'), new Promise((wake) => setTimeout(() => wake('still waiting after 5 s'), 5_000))]);
+      expect(stopped).toBe('stopped');
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

