@@ -125,7 +125,8 @@ describe('Dockerfile', () => {
     const final = stages.get('final')!;
     expect(final.lines).toContain('ENV NODE_ENV=production PORT=8080 HOST=::');
     const cmd = JSON.parse(final.lines.find((line) => line.startsWith('CMD '))!.slice(4)) as string[];
-    expect(cmd.join(' ')).toBe(scripts['start:prod']);
+    // The same command as `npm run start:prod`, which `exec`s it so that npm's signals reach it.
+    expect(`exec ${cmd.join(' ')}`).toBe(scripts['start:prod']);
   });
 
   it('the README gives the development-mode command', () => {
