@@ -368,6 +368,30 @@ describe.skipIf(!HAVE_CHROMIUM)('web UI in Chromium: sign in, two devices, sign 
     await c.close();
   });
 
+  it('fits a 320 px screen with a long email address: the address wraps, nothing scrolls sideways', async () => {
+    const narrow = await newBrowser({ width: 320, height: 640 });
+    try {
+      const page = await narrow.newPage();
+      // No space or hyphen: nothing where a browser would break the line by itself.
+      const longEmail = `averylonglocalpartwithoutanyplacetobreak${Date.now()}@anunusuallylongsubdomainname.example.com`;
+      await page.goto(origin);
+      await page.getByLabel('Email address').fill(longEmail);
+      await page.getByRole('button', { name: 'Send me a code' }).click();
+      await heading(page).filter({ hasText: 'Check your mail' }).waitFor();
+      expect(await text(page.locator('#code-email'))).toBe(longEmail);
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(320);
+      await shot(page, '10-narrow-320px-long-email-code.png');
+      await page.getByLabel('6-digit code').fill(await mailsTo(longEmail, 1));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await heading(page).filter({ hasText: 'Your devices' }).waitFor();
+      expect(await text(page.locator('#account-email'))).toBe(longEmail);
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(320);
+      await shot(page, '11-narrow-320px-long-email-devices.png');
+    } finally {
+      await narrow.close();
+    }
+  });
+
   it('met no CSP violation, console error or request to another origin (and would have noticed one)', async () => {
     for (const page of [pageA, pageB]) expect(await violations(page)).toEqual([]);
     expect(watches.map((w) => w.problems)).toEqual(watches.map(() => []));
