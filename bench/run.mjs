@@ -251,6 +251,7 @@ async function main() {
     addCleanup('service', () => server.stop());
     await server.ready(`${base}/health/ready`);
     const idleRssMiB = rssMiB(server.pid);
+    let workerIdleRssMiB = null;
     if (MAIL_WORKER === 'process') {
       // The service's settings (MAIL_WORKER=off included: the worker process sends whatever it says;
       // its PORT serves /metrics and /health/live), the same node flags.
@@ -261,6 +262,8 @@ async function main() {
       addCleanup('mail worker', () => worker.stop());
       await worker.ready(`http://127.0.0.1:${workerPort}/health/live`);
       workerPid = worker.pid;
+      workerIdleRssMiB = rssMiB(worker.pid);
+      log(`  mail worker idle RSS ${workerIdleRssMiB} MiB (service ${idleRssMiB} MiB)`);
     }
 
     const scenarios = [];
@@ -473,6 +476,7 @@ async function main() {
       nodeHttpCeiling: bareResult,
       serviceWithoutDatabase: { route: 'GET /health/live', ...liveResult },
       serverIdleRssMiB: idleRssMiB,
+      mailWorkerIdleRssMiB: workerIdleRssMiB,
       plansAfterSeeding: plans,
       scenarios,
       timeToInbox,
