@@ -14,7 +14,9 @@
 // BENCH_ONLY=inbox (only the time-to-inbox scenario, for tuning the mail path), BENCH_ENV_<NAME>
 // (sets the service's <NAME>, e.g. BENCH_ENV_MAIL_CONCURRENCY=50),
 // BENCH_CPU_PROF=1 (server runs with --cpu-prof; profile in bench/results/profiles/),
-// BENCH_SERVER_NODE_ARGS (extra node flags for the service, for experiments).
+// BENCH_SERVER_NODE_ARGS (extra node flags for the service, for experiments),
+// BENCH_MAIL_WORKER=process (the service with MAIL_WORKER=off plus one mail worker process,
+// dist/mail-worker.js, instead of the default `inline`: the service sending its mail itself).
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
 import { measureTimeToInbox } from './time-to-inbox.mjs';
 
@@ -100,6 +102,12 @@ async function main() {
   const INBOX_RATES = (env.BENCH_INBOX_RATES ?? '50,200').split(',').map(Number).filter((n) => n > 0);
   const INBOX_SECONDS = positive(env.BENCH_INBOX_SECONDS, 10);
   const INBOX_ONLY = env.BENCH_ONLY === 'inbox';
+  const MAIL_WORKER = env.BENCH_MAIL_WORKER ?? 'inline';
+  if (MAIL_WORKER !== 'inline' && MAIL_WORKER !== 'process') {
+    process.stderr.write(`BENCH_MAIL_WORKER must be inline or process, not ${JSON.stringify(MAIL_WORKER)}\n`);
+    process.exit(2);
+  }
+  let workerPid = null; // of the mail worker process (BENCH_MAIL_WORKER=process): its CPU is counted apart
   const RUN_TAG = Date.now().toString(36);
   const CLK_TCK = 100;
   let postmasterPid = null; // of our PostgreSQL, when it runs on this machine: its CPU is counted
@@ -233,6 +241,8 @@ async function main() {
       OTP_RESEND_COOLDOWN: '0',
       OTP_MAX_SENDS_PER_HOUR: '1000000',
       LOG_LEVEL: 'warn',
+      // BENCH_MAIL_WORKER=process: the service only queues the mail; the worker process sends it.
+      ...(MAIL_WORKER === 'process' ? { MAIL_WORKER: 'off' } : {}),
       // BENCH_ENV_<NAME>=value: the service's <NAME> (e.g. BENCH_ENV_MAIL_CONCURRENCY=50).
       ...Object.fromEntries(Object.entries(env).flatMap(([k, v]) => (k.startsWith('BENCH_ENV_') ? [[k.slice('BENCH_ENV_'.length), v]] : []))),
     };
@@ -241,6 +251,20 @@ async function main() {
     addCleanup('service', () => server.stop());
     await server.ready(`${base}/health/ready`);
     const idleRssMiB = rssMiB(server.pid);
+    let workerIdleRssMiB = null;
+    if (MAIL_WORKER === 'process') {
+      // The service's settings (MAIL_WORKER=off included: the worker process sends whatever it says;
+      // its PORT serves /metrics and /health/live), the same node flags.
+      const workerPort = await freePort();
+      const workerNodeArgs = nodeArgs.map((arg) => (arg.startsWith('--cpu-prof-name=') ? `--cpu-prof-name=worker-${RUN_TAG}.cpuprofile` : arg));
+      log(`starting the mail worker process on :${workerPort}`);
+      const worker = spawnServer([...workerNodeArgs, join(ROOT, 'dist', 'mail-worker.js')], { ...serverEnv, PORT: String(workerPort) }, workDir, 'mail worker');
+      addCleanup('mail worker', () => worker.stop());
+      await worker.ready(`http://127.0.0.1:${workerPort}/health/live`);
+      workerPid = worker.pid;
+      workerIdleRssMiB = rssMiB(worker.pid);
+      log(`  mail worker idle RSS ${workerIdleRssMiB} MiB (service ${idleRssMiB} MiB)`);
+    }
 
     const scenarios = [];
     const queuedCodes = new Map(); // session id → code, for mails the worker had not sent yet
@@ -397,16 +421,18 @@ async function main() {
       });
       const cpuAfter = cpuSnapshot(server.pid);
       const cpu = cpuDelta(cpuBefore, cpuAfter);
-      result.cpuCores = { service: cpu.server, postgres: cpu.postgres };
+      result.cpuCores = { service: cpu.server, worker: cpu.worker, postgres: cpu.postgres, machine: cpu.machine, other: cpu.other };
       // Per login and its mail, whatever the run's length: comparable between runs on a busy machine.
       const runSeconds = (cpuAfter.at - cpuBefore.at) / 1000;
       result.cpuMsPerLoginAndMail = {
         service: round((cpu.server * runSeconds * 1000) / result.created, 2),
+        worker: round((cpu.worker * runSeconds * 1000) / result.created, 2),
         postgres: round((cpu.postgres * runSeconds * 1000) / result.created, 2),
       };
       timeToInbox.push(result);
       const t = result.timeToInboxMs;
       log(`  ${result.created} logins answered 201, ${result.delivered} mails received: p50 ${t.p50} ms, p99 ${t.p99} ms, max ${t.max} ms; not delivered ${result.notDelivered}; backlog at the last answer ${result.backlogWhenLastAnswered}`);
+      log(`  CPU ms per login and its mail: service ${result.cpuMsPerLoginAndMail.service}, mail worker process ${result.cpuMsPerLoginAndMail.worker}, PostgreSQL ${result.cpuMsPerLoginAndMail.postgres} (machine ${cpu.machine} cores busy, other processes ${cpu.other})`);
     }
 
     // ---- report ---------------------------------------------------------------------------------
@@ -444,11 +470,13 @@ async function main() {
         serverEnv: { ...serverEnv, APP_SECRET: '(random, 43 chars)', DATABASE_URL: '(bench database)', SMTP_URL: '(local sink)' },
         cpuProfile: CPU_PROF,
         serverNodeArgs: nodeArgs,
+        mailWorker: MAIL_WORKER === 'process' ? 'process (service MAIL_WORKER=off + one dist/mail-worker.js)' : 'inline (the service sends)',
       },
       machineBusyBeforeRunCores: quiet,
       nodeHttpCeiling: bareResult,
       serviceWithoutDatabase: { route: 'GET /health/live', ...liveResult },
       serverIdleRssMiB: idleRssMiB,
+      mailWorkerIdleRssMiB: workerIdleRssMiB,
       plansAfterSeeding: plans,
       scenarios,
       timeToInbox,
@@ -456,7 +484,7 @@ async function main() {
       notes: [
         'SQL ceiling: the statements the endpoint runs (imported from dist/sessions/session-statements.js, the texts SessionsRepository uses; for PATCH plus START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
         'The login ceiling calls start_login (one statement, SESSION_SQL.startLogin, the function the service calls) with the send limits off (cooldown 0, cap 1,000,000); it writes its mails to mail_outbox like the service, and the service\'s relay (its 1 s poll) hands them to graphile-worker meanwhile, so the ceiling includes the hand-over that a login causes; those mails are removed right after the ceiling (outbox rows deleted, their jobs removed through graphile_worker.remove_job()).',
-        'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process and database during the POST scenarios.',
+        'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process (or in the mail worker process with BENCH_MAIL_WORKER=process) and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
         'Mail: the service\'s mail worker may send fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still unsettled from mail_outbox (opened with APP_SECRET, as the worker does) for scenario 4, deletes those rows and removes their jobs through graphile-worker\'s documented remove_job(), so that their delivery does not run under the next measurements (details.mail* fields).',
         'The node:http ceiling is also the ceiling of the load generator (one autocannon thread) on loopback.',
@@ -843,7 +871,7 @@ async function main() {
       `The service's HTTP stack alone (GET /health/live: Nest on Fastify, helmet, request log, metrics; no SQL): ${fmt(live.reqPerSec)} req/s, p50 ${live.latencyMs.p50} ms, p99 ${live.latencyMs.p99} ms, peak RSS ${live.peakRssMiB.toFixed(0)} MiB, service CPU ${live.cpu.server.toFixed(2)} cores.`,
     );
     if (result.scenarios.length) lines.push('', `CPU during the measured runs, in cores busy of ${m.cpuCount}: service / PostgreSQL / bench process (autocannon, SMTP sink, pg client) / kernel interrupts (loopback network) / other processes = machine; and CPU ms per request: service, PostgreSQL`);
-    const c4 = (c) => `${c.server.toFixed(2)} / ${c.postgres.toFixed(2)} / ${c.bench.toFixed(2)} / ${c.irq.toFixed(2)} / ${c.other.toFixed(2)} = ${c.machine.toFixed(2)}`;
+    const c4 = (c) => `${c.server.toFixed(2)}${c.worker ? ` (+ mail worker ${c.worker.toFixed(2)})` : ''} / ${c.postgres.toFixed(2)} / ${c.bench.toFixed(2)} / ${c.irq.toFixed(2)} / ${c.other.toFixed(2)} = ${c.machine.toFixed(2)}`;
     const ms = (p) => `${p.service?.toFixed(2) ?? '—'} ms, ${p.postgres?.toFixed(2) ?? '—'} ms`;
     for (const s of result.scenarios) {
       lines.push(`  ${s.id}. service run: ${c4(s.service.cpu)} (${ms(s.service.cpuMsPerRequest)});  SQL ceiling run: ${c4(s.sqlCeiling.cpu)} (PostgreSQL ${s.sqlCeiling.cpuMsPerRequest.postgres?.toFixed(2)} ms)`);
@@ -855,11 +883,11 @@ async function main() {
       for (const s of disturbed) lines.push(`    ${s.id}: ${[...s.service.cpu.busiestOthers, ...s.sqlCeiling.cpu.busiestOthers].join(', ')}`);
     }
     if (result.timeToInbox?.length) {
-      lines.push('', 'Time to inbox (POST /sessions answered 201 → the SMTP sink has the mail), open-loop logins of new addresses:', '',
-        '| logins/s | for s | 201 | delivered | not delivered | p50 ms | p99 ms | max ms | backlog at last 201 | CPU cores: service, PostgreSQL | CPU ms per login and its mail: service, PostgreSQL |',
+      lines.push('', `Time to inbox (POST /sessions answered 201 → the SMTP sink has the mail), open-loop logins of new addresses; mail worker: ${result.settings.mailWorker}:`, '',
+        '| logins/s | for s | 201 | delivered | not delivered | p50 ms | p99 ms | max ms | backlog at last 201 | CPU cores: service, mail worker, PostgreSQL | CPU ms per login and its mail: service, mail worker, PostgreSQL |',
         '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
       for (const r of result.timeToInbox) {
-        lines.push(`| ${r.ratePerSecond} (${r.achievedRatePerSecond} achieved) | ${r.seconds} | ${r.created} | ${r.delivered} | ${r.notDelivered} | ${r.timeToInboxMs.p50} | ${r.timeToInboxMs.p99} | ${r.timeToInboxMs.max} | ${r.backlogWhenLastAnswered} | ${r.cpuCores.service}, ${r.cpuCores.postgres} | ${r.cpuMsPerLoginAndMail.service.toFixed(2)}, ${r.cpuMsPerLoginAndMail.postgres.toFixed(2)} |`);
+        lines.push(`| ${r.ratePerSecond} (${r.achievedRatePerSecond} achieved) | ${r.seconds} | ${r.created} | ${r.delivered} | ${r.notDelivered} | ${r.timeToInboxMs.p50} | ${r.timeToInboxMs.p99} | ${r.timeToInboxMs.max} | ${r.backlogWhenLastAnswered} | ${r.cpuCores.service}, ${r.cpuCores.worker}, ${r.cpuCores.postgres} | ${r.cpuMsPerLoginAndMail.service.toFixed(2)}, ${r.cpuMsPerLoginAndMail.worker.toFixed(2)}, ${r.cpuMsPerLoginAndMail.postgres.toFixed(2)} |`);
       }
     }
     lines.push('', 'Targets:');
@@ -867,8 +895,8 @@ async function main() {
     return lines.join('\n');
   }
 
-  /** The service as a child process, with exactly `extraEnv` (plus PATH); output kept for errors. */
-  function spawnServer(args, extraEnv, cwd) {
+  /** The service (or the mail worker) as a child process, with exactly `extraEnv` (plus PATH); output kept for errors. */
+  function spawnServer(args, extraEnv, cwd, name = 'service') {
     const child = spawn(process.execPath, args, {
       cwd, // a folder without .env
       env: { PATH: env.PATH ?? '/usr/bin:/bin', ...extraEnv },
@@ -886,13 +914,13 @@ async function main() {
       async ready(url) {
         const deadline = Date.now() + 60_000;
         for (;;) {
-          if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}:\n${output}`);
+          if (child.exitCode !== null) throw new Error(`the ${name} exited with ${child.exitCode}:\n${output}`);
           try {
             if ((await fetch(url)).status === 200) return;
           } catch {
             // not listening yet
           }
-          if (Date.now() > deadline) throw new Error(`the service was not ready in 60 s:\n${output}`);
+          if (Date.now() > deadline) throw new Error(`the ${name} was not ready in 60 s:\n${output}`);
           await sleep(200);
         }
       },
@@ -902,8 +930,8 @@ async function main() {
         const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
         const { code, signal } = await exited;
         clearTimeout(timer);
-        if (code !== 0) log(`service exited with ${code ?? signal}; its last output:\n${output.slice(-3_000)}`);
-        else if (output.trim()) log(`service output (LOG_LEVEL=warn):\n${output.slice(-3_000)}`);
+        if (code !== 0) log(`${name} exited with ${code ?? signal}; its last output:\n${output.slice(-3_000)}`);
+        else if (output.trim()) log(`${name} output (LOG_LEVEL=warn):\n${output.slice(-3_000)}`);
       },
     };
   }
@@ -991,6 +1019,7 @@ async function main() {
     let postgresReaped = 0; // CPU of PostgreSQL processes that exited (the postmaster's cutime + cstime)
     let server = 0;
     let serverSystem = 0;
+    let worker = 0;
     const others = new Map(); // pid → [comm, ticks] of processes outside this benchmark
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
@@ -1010,12 +1039,14 @@ async function main() {
       if (serverPid && pid === serverPid) {
         server = ticks;
         serverSystem = Number(rest[12]);
+      } else if (workerPid && pid === workerPid) {
+        worker = ticks;
       } else if (!postgres.has(pid) && pid !== process.pid) {
         others.set(pid, [comm, ticks]);
       }
     }
     const usage = process.cpuUsage();
-    return { at: performance.now(), busy: total - idle, total, irq, postgres, postgresReaped, server, serverSystem, others, benchUs: usage.user + usage.system };
+    return { at: performance.now(), busy: total - idle, total, irq, postgres, postgresReaped, server, serverSystem, worker, others, benchUs: usage.user + usage.system };
   }
 
   /** Cores busy between two snapshots. */
@@ -1026,6 +1057,7 @@ async function main() {
     const machine = machineShare(b.busy - a.busy);
     const irq = machineShare(b.irq - a.irq);
     const server = cores(b.server - a.server);
+    const worker = cores(b.worker - a.worker); // the mail worker process (BENCH_MAIL_WORKER=process), else 0
     // Processes alive at the end count from the start (or their birth); those that exited in between
     // (backends, autovacuum workers) count through the postmaster's reaped-children time.
     let postgresTicks = b.postgresReaped - a.postgresReaped;
@@ -1040,8 +1072,8 @@ async function main() {
       .sort((x, y) => y[1] - x[1])
       .slice(0, 3)
       .map(([comm, ticks]) => `${comm} ${cores(ticks).toFixed(2)}`);
-    const other = round(Math.max(0, machine - server - postgres - bench - irq), 2);
-    return { machine, server, serverKernelShare, postgres, bench, irq, other, busiestOthers: busiest };
+    const other = round(Math.max(0, machine - server - worker - postgres - bench - irq), 2);
+    return { machine, server, serverKernelShare, worker, postgres, bench, irq, other, busiestOthers: busiest };
   }
 
   /** CPU milliseconds per request (or transaction) of each party, from cores busy and the rate. */

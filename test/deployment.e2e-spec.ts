@@ -402,7 +402,7 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       }
       const dataParent = await privateFolder();
       await chmod(dataParent, 0o755); // only the programs are out of reach
-      const copy: ServerBuild = { dir: folder, mainJs: join(folder, 'dist', 'main.js'), remove: async () => undefined };
+      const copy: ServerBuild = { dir: folder, mainJs: join(folder, 'dist', 'main.js'), workerJs: join(folder, 'dist', 'mail-worker.js'), remove: async () => undefined };
       const server = await spawnServer(copy, { NODE_ENV: 'development', EMBEDDED_DB_DIR: join(dataParent, 'postgres'), LOG_LEVEL: 'log' });
       servers.push(server);
       expect(await server.exited).toEqual({ code: 1, signal: null });

@@ -49,8 +49,8 @@ describe('docker-compose.yml (docker compose up --build)', () => {
   const file = compose('docker-compose.yml');
   const services: Json = file.services;
 
-  it('runs PostgreSQL, the API, Adminer, Mailpit (and Redis)', () => {
-    expect(Object.keys(services).sort()).toEqual(['adminer', 'api', 'mailpit', 'postgres', 'redis']);
+  it('runs PostgreSQL, the API, its mail worker, Adminer, Mailpit (and Redis)', () => {
+    expect(Object.keys(services).sort()).toEqual(['adminer', 'api', 'mailpit', 'postgres', 'redis', 'worker']);
   });
 
   it('publishes the API on 8080, Adminer on 8081 and Mailpit\'s web UI on 8025; not PostgreSQL', () => {
@@ -72,6 +72,19 @@ describe('docker-compose.yml (docker compose up --build)', () => {
       DB_NAME: services.postgres.environment.POSTGRES_DB,
     });
     expect(services.adminer.environment.ADMINER_DEFAULT_SERVER).toBe('postgres');
+  });
+
+  it('sends the mail from a worker process (npm run start:worker\'s command): the API only queues it', () => {
+    expect(services.api.environment.MAIL_WORKER).toBe('off');
+    expect(services.worker.build).toBe('.');
+    expect(services.worker.command.join(' ')).toBe(scripts['start:worker']);
+    expect(scripts['start:worker']).toBe('node --max-semi-space-size=8 --heap-growing-percent=20 dist/mail-worker.js');
+    // The API's database, the APP_SECRET that sealed the codes, and its mail settings.
+    const shared = ['NODE_ENV', 'DB_HOST', 'DB_PORT', 'DB_USERNAME', 'DB_PASSWORD', 'DB_NAME', 'APP_SECRET', 'SMTP_URL', 'MAIL_FROM'];
+    for (const name of shared) expect([name, services.worker.environment[name]]).toEqual([name, services.api.environment[name]]);
+    expect(services.worker.environment.MAIL_WORKER).toBeUndefined();
+    expect(services.worker.ports).toBeUndefined();
+    expect(services.worker.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' }, mailpit: expect.any(Object) });
   });
 });
 

@@ -391,6 +391,7 @@ describe('loadAppConfig', () => {
         MOBI_SESSION_TTL: '',
         EMBEDDED_DB_DIR: '',
         LOG_LEVEL: '',
+        MAIL_WORKER: '',
       };
       const config = loadAppConfig(empty);
       expect(config.nodeEnv).toBe('development');
@@ -405,6 +406,7 @@ describe('loadAppConfig', () => {
         supportAddress: null,
         dkim: null,
         concurrency: 20,
+        worker: 'inline',
       });
       expect(config.otp).toEqual({ ttl: 300, maxAttempts: 5, resendCooldown: 60, maxSendsPerHour: 10 });
       expect(config.session).toMatchObject({ othrTtl: 7200, mobiTtl: null });

@@ -26,6 +26,13 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'log', 'debug', 'tr
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 /**
+ * MAIL_WORKER values: `inline` (the default), the service process runs the mail worker beside its
+ * HTTP server; `off`, it only queues mail, which separate `dist/mail-worker.js` processes send.
+ */
+export const MAIL_WORKER_MODES = ['inline', 'off'] as const;
+export type MailWorkerMode = (typeof MAIL_WORKER_MODES)[number];
+
+/**
  * The environment variables the service reads, as documented in `.env.example`.
  * Numbers arrive as strings and are converted; an empty value counts as unset.
  */
@@ -86,6 +93,10 @@ export class EnvironmentVariables {
   /** Login emails sent at once per replica: mail worker jobs and SMTP connections. */
   @IsOptional() @IsInt() @Min(1) @Max(100)
   MAIL_CONCURRENCY?: number;
+
+  /** Whether the service process also sends the mail (`inline`) or leaves it to `dist/mail-worker.js` processes (`off`). */
+  @IsOptional() @IsIn(MAIL_WORKER_MODES, { message: `$property must be ${MAIL_WORKER_MODES.join(' or ')}` })
+  MAIL_WORKER?: MailWorkerMode;
 
   /** DKIM signing (RFC 6376): all three or none. */
   @IsOptional() @IsFQDN({}, { message: '$property must be a domain name such as example.com' })
@@ -236,6 +247,7 @@ class EnvironmentVariablesKeys implements Required<Record<keyof EnvironmentVaria
   MAIL_DEFAULT_LOCALE = undefined;
   MAIL_SUPPORT_ADDRESS = undefined;
   MAIL_CONCURRENCY = undefined;
+  MAIL_WORKER = undefined;
   DKIM_DOMAIN = undefined;
   DKIM_SELECTOR = undefined;
   DKIM_PRIVATE_KEY = undefined;

@@ -31,6 +31,14 @@ describe('mail settings', () => {
     expect(configError({ MAIL_CONCURRENCY: 'many' })).toContain('MAIL_CONCURRENCY');
   });
 
+  it('MAIL_WORKER: inline (the default) or off', () => {
+    expect(loadAppConfig({}).mail.worker).toBe('inline');
+    expect(loadAppConfig({ MAIL_WORKER: 'inline' }).mail.worker).toBe('inline');
+    expect(loadAppConfig({ MAIL_WORKER: ' off ' }).mail.worker).toBe('off');
+    expect(configError({ MAIL_WORKER: 'process' })).toBe('Invalid configuration:\n  MAIL_WORKER="process": MAIL_WORKER must be inline or off');
+    expect(configError({ MAIL_WORKER: 'OFF' })).toContain('MAIL_WORKER="OFF": MAIL_WORKER must be inline or off');
+  });
+
   it('reads APP_NAME, MAIL_TEMPLATES_DIR, MAIL_SUPPORT_ADDRESS and canonicalizes MAIL_DEFAULT_LOCALE', () => {
     const config = loadAppConfig({
       APP_NAME: 'Acme Cloud',

@@ -1,6 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { EnvironmentVariables } from './environment.js';
+import type { EnvironmentVariables, MailWorkerMode } from './environment.js';
 
 /** nodemailer's `dkim` transport option (RFC 6376 signing of every message). */
 export interface DkimSettings {
@@ -21,8 +21,14 @@ export interface MailConfig {
   defaultLocale: string;
   supportAddress: string | null;
   dkim: DkimSettings | null;
-  /** MAIL_CONCURRENCY: mails sent at once per replica (worker jobs, and as many SMTP connections). */
+  /** MAIL_CONCURRENCY: mails sent at once per process that sends (worker jobs, and as many SMTP connections). */
   concurrency: number;
+  /**
+   * MAIL_WORKER: `inline`, the service process sends mail too (graphile-worker's runner beside the
+   * HTTP server); `off`, it only queues it, for `dist/mail-worker.js` processes to send. The mail
+   * worker process itself always sends, whatever this says.
+   */
+  worker: MailWorkerMode;
 }
 
 /**
@@ -50,6 +56,7 @@ export function mailConfig(env: EnvironmentVariables, raw: Record<string, string
     supportAddress: env.MAIL_SUPPORT_ADDRESS ?? null,
     dkim: dkimSettings(env, raw, problems),
     concurrency: env.MAIL_CONCURRENCY ?? DEFAULT_MAIL_CONCURRENCY,
+    worker: env.MAIL_WORKER ?? 'inline',
   };
 }
 

@@ -4,6 +4,7 @@ import { MailService } from './mail.service.js';
 import { OtpMailQueue } from './otp-mail.queue.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 import { OtpMailRenderer } from './otp-mail.renderer.js';
+import { OtpMailWorker } from './otp-mail.worker.js';
 
 /** Loads and checks the mail templates while the application starts: a bad one stops the start. */
 const otpMailRenderer = {
@@ -18,5 +19,17 @@ const otpMailRenderer = {
     }),
 };
 
-@Module({ providers: [MailService, OtpMailQueue, OtpMailRelay, otpMailRenderer], exports: [OtpMailQueue, OtpMailRenderer] })
+/**
+ * What sends login mail: the relay from the outbox to graphile-worker, the worker (graphile-worker's
+ * runner), SMTP, the templates. Nothing here starts by itself: the service process's OtpMailQueue
+ * (MailModule) or the mail worker process (MailWorkerModule) starts what it runs.
+ */
+@Module({
+  providers: [MailService, OtpMailRelay, OtpMailWorker, otpMailRenderer],
+  exports: [MailService, OtpMailRelay, OtpMailWorker, OtpMailRenderer],
+})
+export class MailSendingModule {}
+
+/** The service process's mail: queued by the logins (OtpMailQueue), sent here when MAIL_WORKER=inline. */
+@Module({ imports: [MailSendingModule], providers: [OtpMailQueue], exports: [OtpMailQueue, MailSendingModule] })
 export class MailModule {}

@@ -105,9 +105,10 @@ export class OtpMailRelay {
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  start(): void {
+  /** @param pollMs how often to look for rows without being woken */
+  start(pollMs = RELAY_POLL_INTERVAL_MS): void {
     this.stopped = false;
-    this.timer = setInterval(() => this.wake(), RELAY_POLL_INTERVAL_MS);
+    this.timer = setInterval(() => this.wake(), pollMs);
     this.timer.unref();
     this.wake(); // rows left by a previous run
   }

@@ -12,6 +12,8 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 /** A production build of the service in a private folder (the project's own `dist` is left alone). */
 export interface ServerBuild {
   mainJs: string;
+  /** The mail worker process's entry point (`dist/mail-worker.js`). */
+  workerJs: string;
   dir: string;
   remove(): Promise<void>;
 }
@@ -62,10 +64,10 @@ export async function copyServerBuild(): Promise<ServerBuild> {
   await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
   await cp(join(built, 'dist'), join(dir, 'dist'), { recursive: true });
-  return { mainJs: join(dir, 'dist', 'main.js'), dir, remove: () => rm(dir, { recursive: true, force: true }) };
+  return { mainJs: join(dir, 'dist', 'main.js'), workerJs: join(dir, 'dist', 'mail-worker.js'), dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** `node dist/main.js` running as its own process, with what it printed. */
+/** `node dist/main.js` (or `dist/mail-worker.js`) running as its own process, with what it printed. */
 export interface ServerProcess {
   child: ChildProcess;
   port: number;
@@ -78,10 +80,11 @@ export interface ServerProcess {
 /**
  * Starts the built server with exactly `env` (plus PATH and a free PORT unless `env` names one),
  * without waiting for it (e.g. to watch a start that fails).
+ * @param script the entry point: `build.mainJs` (the default) or `build.workerJs`
  */
-export async function spawnServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
+export async function spawnServer(build: ServerBuild, env: Record<string, string>, script = build.mainJs): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, [build.mainJs], {
+  const child = spawn(process.execPath, [script], {
     cwd: build.dir, // no .env there
     env: { PATH: process.env.PATH ?? '', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,9 +98,13 @@ export async function spawnServer(build: ServerBuild, env: Record<string, string
   return { child, port, baseUrl: `http://127.0.0.1:${port}`, output: () => output, exited };
 }
 
-/** Starts the built server with exactly `env` (plus PATH and PORT), and waits for GET /health/live. */
-export async function startServer(build: ServerBuild, env: Record<string, string>): Promise<ServerProcess> {
-  const server = await spawnServer(build, env);
+/**
+ * Starts the built server with exactly `env` (plus PATH and PORT), and waits for GET /health/live.
+ * @param script the entry point: `build.mainJs` (the default) or `build.workerJs` (the mail worker
+ *   process, which serves /health/live too)
+ */
+export async function startServer(build: ServerBuild, env: Record<string, string>, script = build.mainJs): Promise<ServerProcess> {
+  const server = await spawnServer(build, env, script);
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (server.child.exitCode !== null) throw new Error(`The server exited with ${server.child.exitCode}:\n${server.output()}`);

@@ -1,0 +1,106 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { Logger } from 'nestjs-pino';
+import { AppConfig, loadAppConfig } from './config/app-config.js';
+import { useDevelopmentSecret } from './config/development-secret.js';
+import { loadDotEnv } from './config/dotenv.js';
+import { StartupError } from './common/startup-error.js';
+import { ConfigurationError } from './config/environment.js';
+import { assertPortAvailable } from './http/port-check.js';
+import { MailWorkerModule } from './mail-worker/mail-worker.module.js';
+import { createWorkerHttpServer, listenWorkerHttp } from './mail-worker/worker-http.js';
+import { MetricsService } from './metrics/metrics.service.js';
+
+/**
+ * The mail worker process (`npm run start:worker`, `node dist/mail-worker.js`): sends the login
+ * mails that service replicas queue, outside their event loop (README "Mail"). Reads the same
+ * settings as the service (one environment for both); MAIL_WORKER does not apply to it. Serves
+ * GET /health/live and GET /metrics on PORT (HOST), nothing else.
+ */
+async function bootstrap(): Promise<void> {
+  // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
+  loadDotEnv();
+  const developmentSecret = useDevelopmentSecret(process.env);
+  const early = loadAppConfig(process.env);
+  if (early.database.kind === 'embedded') {
+    // Its own embedded server would be a second database, holding none of the service's mail.
+    throw new ConfigurationError(
+      'Invalid configuration:\n  DATABASE_URL (or DB_HOST) is required by the mail worker: it sends the mail queued in the service\'s database ' +
+        `(the embedded PostgreSQL of \`npm start\` is postgres://postgres:postgres@127.0.0.1:${early.database.port}/postgres)`,
+    );
+  }
+  await assertPortAvailable(early.port, early.host);
+
+  const app = await NestFactory.createApplicationContext(MailWorkerModule.register(), {
+    bufferLogs: true,
+    abortOnError: false, // let bootstrap() report start-up errors (a configuration error in one line)
+    autoFlushLogs: false, // as in main.ts: a failed start prints bootstrap()'s one line only
+  });
+  const logger = app.get(Logger);
+  app.useLogger(logger);
+  app.flushLogs();
+  const config = app.get(AppConfig);
+  if (developmentSecret) {
+    logger.warn(
+      `APP_SECRET is not set: using the development secret kept in ${developmentSecret.path}` +
+        `${developmentSecret.created ? ' (made now)' : ''}; production requires APP_SECRET.`,
+      'Bootstrap',
+    );
+  } else if (config.appSecretGenerated) {
+    // Codes sealed by the service with another secret cannot be opened here.
+    logger.warn('APP_SECRET is not set: a random one is used for this process only, so it cannot open the mail the service queued.', 'Bootstrap');
+  }
+  const server = createWorkerHttpServer(app.get(MetricsService));
+  await listenWorkerHttp(server, config.port, config.host);
+  const shownHost = config.host === null || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  logger.log(
+    `Mail worker sending (MAIL_CONCURRENCY=${config.mail.concurrency}, ${config.mail.smtpUrl ? 'SMTP' : 'to the log: no SMTP_URL'}); ` +
+      `GET /metrics and /health/live on http://${shownHost}:${config.port} (NODE_ENV=${config.nodeEnv})`,
+    'Bootstrap',
+  );
+
+  // SIGTERM/SIGINT, however often they arrive: stop taking jobs at once, let the sends in progress
+  // finish (up to SHUTDOWN_GRACE_PERIOD), delete their outbox rows, close the pools, exit 0. Jobs
+  // not started stay queued for the other workers (or the next start). Past the grace period, exit 1.
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.log(`${signal}: already shutting down`, 'Bootstrap');
+      return;
+    }
+    stopping = true;
+    logger.log(`${signal}: shutting down (sends in progress finish; grace period ${config.shutdownGracePeriod} s)`, 'Bootstrap');
+    setTimeout(() => {
+      logger.error('Grace period over: exiting with sends still in progress', 'Bootstrap');
+      process.exit(1);
+    }, config.shutdownGracePeriod * 1000).unref();
+    app
+      .close()
+      .then(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      )
+      .then(() => {
+        logger.log('Shutdown complete: exit 0', 'Bootstrap');
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
+        process.exit(1);
+      });
+  };
+  // process.on, not once: a second signal must not take Node's default action (exit at once).
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+bootstrap().catch((error: unknown) => {
+  if (!(error instanceof StartupError && error.logged)) {
+    const oneLine = error instanceof ConfigurationError || error instanceof StartupError;
+    process.stderr.write(`${oneLine ? error.message : error instanceof Error ? error.stack : String(error)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,146 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type JobHelpers, Logger as WorkerLogger, type Runner, run, runMigrations } from 'graphile-worker';
+import pg from 'pg';
+import type { DataSource } from 'typeorm';
+import { Clock } from '../common/clock.js';
+import { AppConfig } from '../config/app-config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { deriveKey, open } from '../security/sealed-box.js';
+import { MailDeliveryError, MailService } from './mail.service.js';
+import { OTP_MAIL_TASK, type OtpMailJob } from './otp-mail.job.js';
+import { OtpMailRelay } from './otp-mail.relay.js';
+
+/** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
+const WORKER_POLL_INTERVAL_MS = 1_000;
+
+/**
+ * Sends the login-code mails that OtpMailRelay queued in graphile-worker: runs graphile-worker's
+ * runner, whose workers LISTEN for new jobs and send them (MAIL_CONCURRENCY at once). A transient
+ * SMTP failure throws, and graphile-worker retries the job with exponential backoff until the code
+ * has expired; a permanent (5xx) rejection, an expired code or the last attempt settle the job
+ * without a retry. A settled mail's outbox row is deleted (OtpMailRelay.settle) and graphile-worker
+ * deletes the completed job: nothing of the mail remains. The counters `mails_sent_total`,
+ * `mails_failed_total` and `mail_send_errors_total` count in the process that runs this.
+ *
+ * Started and stopped by its owner: OtpMailQueue in the service process when MAIL_WORKER=inline,
+ * MailWorkerLifecycle in the mail worker process (`dist/mail-worker.js`).
+ */
+@Injectable()
+export class OtpMailWorker {
+  private readonly logger = new Logger(OtpMailWorker.name);
+  private readonly key: Buffer;
+  private runner: Runner | null = null;
+  /**
+   * The runner's connections. Ours rather than graphile-worker's own so that its `error` listener
+   * outlives the runner (graphile-worker removes its listeners on stop, and a connection that the
+   * embedded PostgreSQL's shutdown then terminated crashed the process) and so that shutdown can
+   * close every connection before the database stops.
+   */
+  private pool: pg.Pool | null = null;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(AppConfig) private readonly config: AppConfig,
+    private readonly mail: MailService,
+    private readonly clock: Clock,
+    private readonly metrics: MetricsService,
+    private readonly relay: OtpMailRelay,
+  ) {
+    this.key = deriveKey(config.appSecret, 'otp-mail-job');
+  }
+
+  /**
+   * Starts graphile-worker's runner, which installs or upgrades graphile-worker's own schema (under
+   * its own lock) first. @throws when PostgreSQL fails
+   */
+  async start(): Promise<void> {
+    const { concurrency } = this.config.mail;
+    const pool = new pg.Pool({ connectionString: this.url, max: concurrency + 2 });
+    const lost = (error: Error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`);
+    pool.on('error', lost); // idle connections
+    pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
+    this.pool = pool;
+    this.runner = await run({
+      pgPool: pool,
+      concurrency,
+      pollInterval: WORKER_POLL_INTERVAL_MS,
+      noHandleSignals: true, // the process's own shutdown stops it (Nest's shutdown hooks call stop())
+      logger: this.workerLogger(),
+      // graphile-worker docs, "Performance": jobs finished in the same tick are settled in one
+      // query. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
+      // stopped while that queue holds jobs fails to hand them back ("Cannot background something
+      // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
+    });
+  }
+
+  /** Stops taking jobs, lets the sends in progress finish, deletes their outbox rows, closes the pool. */
+  async stop(): Promise<void> {
+    await this.runner?.stop();
+    this.runner = null;
+    await this.relay.flushSettled(); // the mails its last jobs settled
+    await this.pool?.end();
+    this.pool = null;
+  }
+
+  /**
+   * Installs or upgrades graphile-worker's schema (its documented `runMigrations`, under its own
+   * lock) without starting a runner: for a process that queues jobs (the relay's `add_jobs()`) but
+   * sends nothing (MAIL_WORKER=off), on a database where no runner may have started yet.
+   */
+  async installSchema(): Promise<void> {
+    await runMigrations({ connectionString: this.url, logger: this.workerLogger() });
+  }
+
+  private get url(): string {
+    return (this.dataSource.options as { url: string }).url;
+  }
+
+  /** One attempt of one job. @throws Error for a transient failure, so that graphile-worker retries */
+  private async runJob(job: OtpMailJob, helpers: JobHelpers): Promise<void> {
+    const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
+    const retry = await this.deliver(job, lastAttempt);
+    if (retry) throw new Error(retry);
+    this.relay.settle(job.sessionId, job.revision);
+  }
+
+  /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
+  private async deliver(job: OtpMailJob, lastAttempt: boolean): Promise<string | null> {
+    const { sessionId, to, sealedCode, expiresAt, validSeconds, locale, deviceType } = job;
+    if (new Date(expiresAt) <= this.clock.now()) {
+      this.logger.warn(`Mail for session ${sessionId} dropped: its code expired before it could be sent`);
+      this.metrics.mailsFailed.inc();
+      return null;
+    }
+    try {
+      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds, { locale, deviceType });
+      return null;
+    } catch (error) {
+      const permanent = error instanceof MailDeliveryError ? error.permanent : true;
+      if (permanent || lastAttempt) {
+        this.metrics.mailsFailed.inc();
+        this.logger.error(`Mail for session ${sessionId} ${permanent ? 'rejected' : 'failed on its last attempt'}, not retried: ${describe(error)}`);
+        return null;
+      }
+      this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${describe(error)}`);
+      return describe(error);
+    }
+  }
+
+  /** graphile-worker's log lines through Nest's logger; its debug and info chatter, and its line per failed attempt, are dropped. */
+  private workerLogger(): WorkerLogger {
+    const logger = new Logger('MailWorker');
+    return new WorkerLogger(() => (level, message) => {
+      // A failed attempt is already logged by deliver(): one warning when it will be retried.
+      if (message.startsWith('Failed task ')) return;
+      if (level === 'error') logger.error(message);
+      else if (level === 'warning') logger.warn(message);
+    });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

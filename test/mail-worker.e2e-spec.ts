@@ -1,0 +1,205 @@
+import { othr, uniqueEmail } from './support/factories.js';
+import { copyServerBuild, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { SmtpSink } from './support/smtp-sink.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { TEST_SECRET } from './support/test-app.js';
+
+const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
+
+async function until<T>(probe: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > deadline) return value;
+    await sleep(100);
+  }
+}
+
+/** One sample of a Prometheus text exposition (no labels), or null when the metric is absent. */
+function sample(text: string, name: string): number | null {
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The mail worker as its own process (issue #15): a service replica with MAIL_WORKER=off only queues
+ * the login mails; `node dist/mail-worker.js` sends them. Real processes, real PostgreSQL (a fresh
+ * database, migrated by the processes as on a first start), a real SMTP server, real HTTP.
+ */
+describe('mail worker process (node dist/mail-worker.js) beside a service with MAIL_WORKER=off', () => {
+  let build: ServerBuild;
+  let smtp: SmtpSink;
+  let db: TestDatabase;
+  const processes: ServerProcess[] = [];
+
+  beforeAll(async () => {
+    build = await copyServerBuild();
+    smtp = await SmtpSink.start();
+  }, 180_000);
+
+  beforeEach(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterEach(async () => {
+    smtp.delayMs = 0;
+    for (const proc of processes.splice(0)) {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) {
+        proc.child.kill('SIGKILL');
+        await proc.exited;
+      }
+    }
+    await db.drop();
+  }, 60_000);
+
+  afterAll(async () => {
+    await smtp?.stop();
+    await build?.remove();
+  }, 60_000);
+
+  const env = (): Record<string, string> => ({
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    SMTP_URL: smtp.url,
+    APP_SECRET: TEST_SECRET,
+    MAIL_FROM: 'Login <login@test.local>',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'log',
+    SHUTDOWN_GRACE_PERIOD: '20',
+    MAIL_WORKER: 'off', // one environment for both processes: the worker process sends whatever it says
+  });
+
+  async function startService(): Promise<ServerProcess> {
+    const service = await startServer(build, env());
+    processes.push(service);
+    return service;
+  }
+
+  async function startWorker(): Promise<ServerProcess> {
+    const worker = await startServer(build, env(), build.workerJs);
+    processes.push(worker);
+    return worker;
+  }
+
+  const postLogin = (baseUrl: string, email: string) =>
+    fetch(`${baseUrl}/sessions?mode=email`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(othr(email)),
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as { uuid: string; token: string; status: string } }));
+
+  const outbox = () =>
+    db.query<{ to: string; handed_over: boolean }>(`SELECT payload->>'to' AS "to", handed_over_at IS NOT NULL AS handed_over FROM mail_outbox`);
+
+  const metrics = async (baseUrl: string) => {
+    const res = await fetch(`${baseUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    return res.text();
+  };
+
+  it('the service alone queues the mail and sends nothing; a worker process then delivers it, and its code confirms the session', async () => {
+    const service = await startService();
+    const announced = (server: ServerProcess, line: string) => until(() => server.output(), (output) => output.includes(line), 5_000);
+    expect(await announced(service, 'MAIL_WORKER=off: this process queues the login mails')).toContain(
+      'MAIL_WORKER=off: this process queues the login mails; mail worker processes (dist/mail-worker.js) send them',
+    );
+    const email = uniqueEmail('worker');
+    const started = await postLogin(service.baseUrl, email);
+    expect(started.status).toBe(201);
+
+    // The service's relay hands the row to the job queue (graphile-worker's schema, installed by the
+    // service on this fresh database) 5 ms after the commit; no one sends it.
+    expect(await until(outbox, (rows) => rows[0]?.handed_over === true, 5_000)).toEqual([{ to: email, handed_over: true }]);
+    await sleep(1_500);
+    expect(smtp.countTo(email)).toBe(0);
+    expect(await outbox()).toEqual([{ to: email, handed_over: true }]);
+    const queued = await metrics(service.baseUrl);
+    expect(sample(queued, 'mail_queue_depth')).toBe(1);
+    expect(sample(queued, 'mails_sent_total')).toBe(0);
+    expect(sample(queued, 'sessions_created_total')).toBeNull(); // labelled: sessions_created_total{device_type="othr"}
+    expect(queued).toContain('sessions_created_total{device_type="othr"} 1');
+
+    const worker = await startWorker();
+    expect(await announced(worker, 'Mail worker sending')).toContain(
+      `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics and /health/live on http://localhost:${worker.port} (NODE_ENV=test)`,
+    );
+    const code = await smtp.codeFor(email);
+    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
+      body: JSON.stringify({ otp_code: code }),
+    });
+    expect(confirmed.status).toBe(200);
+    expect(((await confirmed.json()) as { status: string }).status).toBe('confirmed');
+    expect(smtp.countTo(email)).toBe(1);
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+
+    // The mail counters live where the sending happens: the worker process's GET /metrics.
+    const sent = await metrics(worker.baseUrl);
+    expect(sample(sent, 'mails_sent_total')).toBe(1);
+    expect(sample(sent, 'mails_failed_total')).toBe(0);
+    expect(sample(sent, 'mail_send_errors_total')).toBe(0);
+    expect(sample(sent, 'mail_queue_depth')).toBe(0);
+    expect(sent).toContain('process_cpu_seconds_total');
+    expect(sample(await metrics(service.baseUrl), 'mails_sent_total')).toBe(0);
+
+    const live = await fetch(`${worker.baseUrl}/health/live`);
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: 'ok' });
+    const other = await fetch(`${worker.baseUrl}/sessions`);
+    expect(other.status).toBe(404);
+    expect(await other.json()).toEqual({ error: 'not_found', message: 'The mail worker serves GET /health/live and GET /metrics only.' });
+    expect((await fetch(`${worker.baseUrl}/metrics`, { method: 'POST' })).status).toBe(405);
+  }, 60_000);
+
+  it('a login while the worker runs is delivered at once (the service\'s relay, woken by the commit)', async () => {
+    const service = await startService();
+    await startWorker();
+    const emails = Array.from({ length: 5 }, () => uniqueEmail('prompt'));
+    const started = Date.now();
+    const answers = await Promise.all(emails.map((email) => postLogin(service.baseUrl, email)));
+    expect(answers.map((a) => a.status)).toEqual(emails.map(() => 201));
+    for (const email of emails) expect(await smtp.codeFor(email)).toMatch(/^\d{6}$/);
+    // Well under the 1 s poll of a relay nobody woke (the worker process's own, or the service's).
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+  }, 60_000);
+
+  it('SIGTERM (and a repeated SIGINT) on the worker lets the send in progress finish, settles it, and exits 0', async () => {
+    const service = await startService();
+    const worker = await startWorker();
+    smtp.delayMs = 2_000; // the SMTP server holds its answer to the message: the send stays in progress
+    const email = uniqueEmail('drain');
+    expect((await postLogin(service.baseUrl, email)).status).toBe(201);
+    expect(await until(() => smtp.pending, (n) => n === 1, 5_000)).toBe(1);
+
+    const signalledAt = Date.now();
+    worker.child.kill('SIGTERM');
+    await sleep(200);
+    worker.child.kill('SIGINT');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    // It waited for the SMTP server's answer, then deleted the settled mail's outbox row.
+    expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(1_000);
+    expect(smtp.pending).toBe(0);
+    expect(smtp.countTo(email)).toBe(1);
+    expect(await outbox()).toEqual([]);
+    expect(worker.output()).toContain('SIGTERM: shutting down (sends in progress finish; grace period 20 s)');
+    expect(worker.output()).toContain('Shutdown complete: exit 0');
+    expect(worker.output()).toContain('SIGINT: already shutting down');
+    expect(worker.output()).not.toContain('Grace period over');
+    // The service goes on serving, queuing mail for the next worker.
+    expect((await fetch(`${service.baseUrl}/health/ready`)).status).toBe(200);
+  }, 60_000);
+
+  it('refuses to start on the embedded PostgreSQL (no DATABASE_URL or DB_HOST): one line, exit 1', async () => {
+    const { DATABASE_URL: _unused, ...withoutDatabase } = env();
+    const worker = await spawnServer(build, { ...withoutDatabase, EMBEDDED_DB_DIR: `${build.dir}/.data/pg` }, build.workerJs);
+    processes.push(worker);
+    expect(await worker.exited).toEqual({ code: 1, signal: null });
+    expect(worker.output().trim()).toBe(
+      'Invalid configuration:\n  DATABASE_URL (or DB_HOST) is required by the mail worker: it sends the mail queued in the service\'s database ' +
+        '(the embedded PostgreSQL of `npm start` is postgres://postgres:postgres@127.0.0.1:54329/postgres)',
+    );
+  });
+});
