@@ -160,6 +160,11 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
     ]) {
       expect({ route, security: operation(doc, route).security }).toEqual({ route, security: expect.arrayContaining([{ [name]: [] }]) });
     }
+    // Only POST /sessions also works without a token (a new login): `{}` is OpenAPI's "none needed".
+    expect(operation(doc, 'POST /sessions').security).toEqual(expect.arrayContaining([{}, { [name]: [] }]));
+    for (const route of ['GET /sessions/current', 'GET /sessions', 'PATCH /sessions/{uuid}', 'DELETE /sessions/{uuid}', 'POST /sessions/{uuid}/otp']) {
+      expect({ route, security: operation(doc, route).security }).toEqual({ route, security: [{ [name]: [] }] });
+    }
   });
 
   it('describes every route the app serves (and no route it does not serve)', () => {

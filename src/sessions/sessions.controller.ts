@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, Header, Headers, HttpCode, Param, Patch, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { toPublicId } from '../common/public-id.js';
 import { ApiErrorResponses, BODY_ERRORS } from '../http/api-docs.js';
@@ -68,6 +68,8 @@ export class SessionsController {
       'MAIL_DEFAULT_LOCALE when none matches.',
   })
   @ApiBody({ type: CreateSessionDto })
+  // The bearer token is optional here (a reuse): `{}` in the list is OpenAPI's "no authentication".
+  @ApiSecurity({})
   @ApiBearerAuth()
   @ApiResponse({ status: 201, type: SessionResponseDto, description: 'New pending session; the code was emailed.', example: PENDING_SESSION_EXAMPLE })
   @ApiResponse({
