@@ -8,13 +8,15 @@ import { defineConfig } from 'vitest/config';
  * Test files run in parallel, each on a database of its own. Most of an e2e file's time is spent
  * waiting (servers starting, mail arriving, clocks passing), not computing, so four files run at
  * once even on two cores (Vitest's default is one per core minus one: a single worker there).
- * `--maxWorkers=N` on the command line overrides it.
+ * On a server named by TEST_DATABASE_URL, one at a time: four files' apps, pools and spawned
+ * replicas need more than PostgreSQL's default `max_connections` (100); the embedded server of the
+ * default run allows 300. `--maxWorkers=N` on the command line overrides either.
  */
 export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
   test: {
     globals: true,
-    maxWorkers: 4,
+    maxWorkers: process.env.TEST_DATABASE_URL ? 1 : 4,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
