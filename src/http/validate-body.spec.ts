@@ -107,6 +107,15 @@ describe('validateBody', () => {
     it('refuses unknown properties', async () => {
       expect(await refusedFields(ConfirmSessionDto, { otp_code: '123456', extra: 1 })).toEqual(['extra']);
     });
+
+    it('names at most 20 problems and counts the rest, however many unknown properties a body holds', async () => {
+      const body: Record<string, unknown> = { otp_code: '123456' };
+      for (let i = 0; i < 1_500; i++) body[`k${i}`] = 1;
+      const error = await refusal(ConfirmSessionDto, body);
+      const fields = error.details.fields as string[];
+      expect(fields).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`));
+      expect(error.message).toBe(`${fields.map((f) => `property ${f} should not exist`).join('; ')}; and 1480 more`);
+    });
   });
 
   describe('CreateSessionDto', () => {

@@ -49,8 +49,17 @@ export async function validateBody<T extends object>(dto: ClassConstructor<T>, b
   return instance;
 }
 
+/**
+ * Problems named in one answer. A 16 KiB body can hold over a thousand unknown properties; naming
+ * each would answer tens of KiB. The rest are counted in the message.
+ */
+export const MAX_PROBLEMS_NAMED = 20;
+
 function invalid(messages: string[], fields: string[]): ApiError {
-  return new ApiError(400, 'validation_failed', messages.join('; '), { fields: [...new Set(fields)] });
+  const named = messages.slice(0, MAX_PROBLEMS_NAMED);
+  const more = messages.length - named.length;
+  const message = named.join('; ') + (more > 0 ? `; and ${more} more` : '');
+  return new ApiError(400, 'validation_failed', message, { fields: [...new Set(fields)].slice(0, MAX_PROBLEMS_NAMED) });
 }
 
 function flatten(errors: ValidationError[], prefix: string): { field: string; message: string }[] {
