@@ -306,7 +306,13 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
     });
     // The example of a malformed session id names the path parameter.
     const idExample = operation(doc, 'DELETE /sessions/{uuid}').responses['400'].content['application/json'].examples;
-    expect(Object.values<Json>(idExample).map((e) => e.value)).toEqual([expect.objectContaining({ code: 'validation_failed', fields: ['uuid'] })]);
+    expect(Object.values<Json>(idExample).map((e) => e.value)).toEqual([
+      expect.objectContaining({ code: 'validation_failed', fields: ['uuid'] }),
+      expect.objectContaining({ code: 'malformed_json' }),
+    ]);
+    // PATCH's validation example is about its own body, not POST's.
+    const patchExample = operation(doc, 'PATCH /sessions/{uuid}').responses['400'].content['application/json'].examples.validation_failed.value;
+    expect(patchExample).toMatchObject({ code: 'validation_failed', fields: ['otp_code'] });
   });
 
   it('shows a new login as pending: confirmed_at and expires_at null; a confirmation with both set', () => {
@@ -336,6 +342,9 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
       ['GET /sessions/current', 401, 'unauthorized', request(t.http).get('/sessions/current')],
       ['PATCH /sessions/{uuid}', 404, 'session_not_found', request(t.http).patch('/sessions/ses-00000000-0000-4000-8000-000000000000').set('Authorization', `Bearer ${session.token}`).send({ otp_code: '123456' })],
       ['DELETE /sessions/{uuid}', 400, 'validation_failed_session_id', request(t.http).delete('/sessions/ses-123').set('Authorization', `Bearer ${session.token}`)],
+      ['PATCH /sessions/{uuid}', 400, 'validation_failed', request(t.http).patch(`/sessions/${session.uuid}`).set('Authorization', `Bearer ${session.token}`).send({ otp_code: '12345' })],
+      ['PATCH /sessions/{uuid}', 400, 'malformed_json', request(t.http).patch(`/sessions/${session.uuid}`).set('Authorization', `Bearer ${session.token}`).set(json).send('{"otp_code":')],
+      ['POST /sessions/{uuid}/otp', 400, 'malformed_json', request(t.http).post(`/sessions/${session.uuid}/otp`).set('Authorization', `Bearer ${session.token}`).set(json).send('[1,')],
       ['PATCH /sessions/{uuid}', 400, 'otp_invalid', confirm(t, session.uuid, session.token, session.code === '000000' ? '111111' : '000000')],
     ];
     for (const [route, status, key, call] of answers) {
@@ -348,7 +357,14 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
         keys: Object.keys(example).sort(),
         code: example.code,
       });
-      if (!['validation_failed', 'otp_invalid'].includes(key)) expect({ route, key, message: res.body.message }).toEqual({ route, key, message: example.message });
+      if (!['validation_failed', 'otp_invalid'].includes(key) || route === 'PATCH /sessions/{uuid}') {
+        expect({ route, key, message: res.body.message, fields: res.body.fields }).toEqual({ route, key, message: example.message, fields: example.fields });
+      }
+    }
+    // Every 401 documents the WWW-Authenticate header the service sends with it.
+    for (const route of documentedRoutes(doc)) {
+      const unauthorized = operation(doc, route).responses?.['401'];
+      if (unauthorized) expect({ route, header: Object.keys(unauthorized.headers ?? {}) }).toEqual({ route, header: ['WWW-Authenticate'] });
     }
   });
 

@@ -31,6 +31,9 @@ export const ERROR_EXAMPLES: Record<string, ApiError> = {
 /** `validation_failed` for a malformed session id in the path: `fields` names the parameter. */
 const INVALID_SESSION_ID = SessionErrors.invalidSessionId();
 
+/** `validation_failed` for PATCH's body (a description naming `otp_code` gets this one instead of POST's). */
+const INVALID_OTP_CODE = new ApiError(400, 'validation_failed', 'otp_code must be a string of exactly 6 digits', { fields: ['otp_code'] });
+
 /** Members of the error body a description may name in backticks beside the codes. */
 const BODY_MEMBERS = new Set(['fields', 'attempts_remaining', 'retry_after', 'details']);
 
@@ -57,7 +60,9 @@ export function ApiErrorResponses(...errors: [status: number, description: strin
         headers:
           status === 429
             ? { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } } }
-            : undefined,
+            : status === 401
+              ? { 'WWW-Authenticate': { description: 'Always `Bearer` (RFC 6750 §3).', schema: { type: 'string', example: 'Bearer' } } }
+              : undefined,
       }),
     ),
   );
@@ -72,7 +77,8 @@ function examplesFor(status: number, description: string): Record<string, { summ
       examples.validation_failed_session_id = { summary: '400 validation_failed: a malformed session id', value: INVALID_SESSION_ID.body() };
       if (/not a session id/.test(description)) continue;
     }
-    examples[code] = { summary: `${status} ${code}`, value: example.body() };
+    const value = code === 'validation_failed' && description.includes('otp_code') ? INVALID_OTP_CODE.body() : example.body();
+    examples[code] = { summary: `${status} ${code}`, value };
   }
   return examples;
 }

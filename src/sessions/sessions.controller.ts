@@ -151,8 +151,8 @@ export class SessionsController {
   @ApiErrorResponses(
     [
       400,
-      '`validation_failed` (a malformed session id or body; see `fields`), `otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`, ' +
-        '`session_expired`, `session_revoked`.',
+      '`validation_failed` (a malformed session id, or a body whose otp_code is not 6 digits; see `fields`), `malformed_json`, ' +
+        '`otp_invalid` (with `attempts_remaining`), `otp_expired`, `otp_attempts_exceeded`, `session_expired`, `session_revoked`.',
     ],
     [401, '`unauthorized`: missing or malformed Authorization, or not this session\'s token.'],
     [404, '`session_not_found`.'],
@@ -177,7 +177,7 @@ export class SessionsController {
   @ApiBearerAuth()
   @ApiResponse({ status: 202, type: OtpResentDto, description: 'A new code was emailed.' })
   @ApiErrorResponses(
-    [400, '`validation_failed`: not a session id.'],
+    [400, '`validation_failed`: not a session id; `malformed_json`: a body that is not a JSON object (none is needed).'],
     [401, '`unauthorized`: missing or malformed Authorization, or not this session\'s token.'],
     [404, '`session_not_found`.'],
     [409, '`session_not_pending`: confirmed, ended, or its code expired; start a new login.'],
@@ -202,7 +202,7 @@ export class SessionsController {
   @ApiBearerAuth()
   @ApiResponse({ status: 204, description: 'Revoked (or already ended).' })
   @ApiErrorResponses(
-    [400, '`validation_failed`: not a session id.'],
+    [400, '`validation_failed`: not a session id; `malformed_json`: a body that is not a JSON object (none is needed).'],
     [401, '`unauthorized`: token unknown, or neither the session\'s own nor a confirmed one.'],
     [404, '`session_not_found`: no such session, or another user\'s.'],
   )
