@@ -5,6 +5,7 @@ import { AppConfig, loadAppConfig } from './config/app-config.js';
 import { useDevelopmentSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
+import { onShutdownSignals } from './common/shutdown-signals.js';
 import { ConfigurationError } from './config/environment.js';
 import { assertPortAvailable } from './http/port-check.js';
 import { MailWorkerModule } from './mail-worker/mail-worker.module.js';
@@ -14,7 +15,7 @@ import { MetricsService } from './metrics/metrics.service.js';
 /**
  * The mail worker process (`npm run start:worker`, `node dist/mail-worker.js`): sends the login
  * mails that service replicas queue, outside their event loop (README "Mail"). Reads the same
- * settings as the service (one environment for both); MAIL_WORKER does not apply to it. Serves
+ * settings as the service (one environment for both); MAIL_WORKER does not change what it does (validated all the same). Serves
  * GET /health/live and GET /metrics on PORT (HOST), nothing else.
  */
 async function bootstrap(): Promise<void> {
@@ -59,42 +60,21 @@ async function bootstrap(): Promise<void> {
     'Bootstrap',
   );
 
-  // SIGTERM/SIGINT, however often they arrive: stop taking jobs at once, let the sends in progress
-  // finish (up to SHUTDOWN_GRACE_PERIOD), delete their outbox rows, close the pools, exit 0. Jobs
-  // not started stay queued for the other workers (or the next start). Past the grace period, exit 1.
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.log(`${signal}: already shutting down`, 'Bootstrap');
-      return;
-    }
-    stopping = true;
-    logger.log(`${signal}: shutting down (sends in progress finish; grace period ${config.shutdownGracePeriod} s)`, 'Bootstrap');
-    setTimeout(() => {
-      logger.error('Grace period over: exiting with sends still in progress', 'Bootstrap');
-      process.exit(1);
-    }, config.shutdownGracePeriod * 1000).unref();
-    app
-      .close()
-      .then(
-        () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      )
-      .then(() => {
-        logger.log('Shutdown complete: exit 0', 'Bootstrap');
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
-        process.exit(1);
+  // Stop taking jobs at once, let the sends in progress finish (up to SHUTDOWN_GRACE_PERIOD),
+  // delete their outbox rows, close the pools, exit 0. Jobs not started stay queued for the other
+  // workers (or the next start). Past the grace period, exit 1.
+  onShutdownSignals(logger, {
+    announce: (signal) => `${signal}: shutting down (sends in progress finish; grace period ${config.shutdownGracePeriod} s)`,
+    gracePeriodSeconds: config.shutdownGracePeriod,
+    graceOver: 'Grace period over: exiting with sends still in progress',
+    stop: async () => {
+      await app.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
       });
-  };
-  // process.on, not once: a second signal must not take Node's default action (exit at once).
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+    },
+  });
 }
 
 bootstrap().catch((error: unknown) => {

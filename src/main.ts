@@ -8,6 +8,7 @@ import { AppConfig, loadAppConfig } from './config/app-config.js';
 import { useDevelopmentSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
+import { onShutdownSignals } from './common/shutdown-signals.js';
 import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
 import { ShutdownState } from './health/shutdown-state.js';
@@ -54,56 +55,31 @@ async function bootstrap(): Promise<void> {
     'Bootstrap',
   );
 
-  // SIGTERM/SIGINT, however often they arrive (npm, systemd and a terminal may each pass one on):
-  // readiness answers 503 at once; new connections are still accepted and served for
+  // Readiness answers 503 at once; new connections are still accepted and served for
   // SHUTDOWN_DELAY seconds, so that a load balancer stops sending first (the Kubernetes pattern);
   // then the listener closes, requests in flight finish, the jobs stop, the pools close, the
   // embedded PostgreSQL stops, exit 0. Past the grace period, exit 1 without waiting further.
   const shutdownState = app.get(ShutdownState);
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.log(`${signal}: already shutting down`, 'Bootstrap');
-      return;
-    }
-    stopping = true;
-    shutdownState.begin();
-    logger.log(
+  onShutdownSignals(logger, {
+    announce: (signal) =>
       `${signal}: shutting down (readiness 503; serving ${config.shutdownDelay} s more, then grace period ${config.shutdownGracePeriod} s)`,
-      'Bootstrap',
-    );
-    setTimeout(() => drain(), config.shutdownDelay * 1000);
-  };
-  const drain = () => {
-    setTimeout(() => {
-      logger.error('Grace period over: exiting with requests still open', 'Bootstrap');
-      process.exit(1);
-    }, config.shutdownGracePeriod * 1000).unref();
-    // Keep-alive connections of requests in flight become idle once answered: close them then,
-    // instead of waiting for the keep-alive timeout.
-    const server = app.getHttpServer();
-    setInterval(() => server.closeIdleConnections(), 100).unref();
-    const drainStarted = Date.now();
-    const hadEmbedded = embedded.embedded !== null;
-    app
-      .close()
-      .then(() => {
-        logger.log(`Closed in ${Date.now() - drainStarted} ms: no request open, mail worker stopped, database connections closed`, 'Bootstrap');
-        return embedded.stop();
-      })
-      .then(() => {
-        if (hadEmbedded) logger.log('Embedded PostgreSQL stopped', 'Bootstrap');
-        logger.log('Shutdown complete: exit 0', 'Bootstrap');
-        process.exit(0);
-      })
-      .catch((error: unknown) => {
-        logger.error(`Shutdown failed: ${String(error)}`, 'Bootstrap');
-        process.exit(1);
-      });
-  };
-  // process.on, not once: a second signal must not take Node's default action (exit at once).
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+    begin: () => shutdownState.begin(),
+    delaySeconds: config.shutdownDelay,
+    gracePeriodSeconds: config.shutdownGracePeriod,
+    graceOver: 'Grace period over: exiting with requests still open',
+    stop: async () => {
+      // Keep-alive connections of requests in flight become idle once answered: close them then,
+      // instead of waiting for the keep-alive timeout.
+      const server = app.getHttpServer();
+      setInterval(() => server.closeIdleConnections(), 100).unref();
+      const drainStarted = Date.now();
+      const hadEmbedded = embedded.embedded !== null;
+      await app.close();
+      logger.log(`Closed in ${Date.now() - drainStarted} ms: no request open, mail worker stopped, database connections closed`, 'Bootstrap');
+      await embedded.stop();
+      if (hadEmbedded) logger.log('Embedded PostgreSQL stopped', 'Bootstrap');
+    },
+  });
 }
 
 /** Every IPv6 and IPv4 address, as Node's `server.listen(port)` does; IPv4 only where IPv6 is off. */
