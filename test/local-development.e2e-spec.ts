@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
+import { isAlive, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
 import { othr, uniqueEmail } from './support/factories.js';
 import { copyServerBuild, freePort, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
@@ -193,8 +193,8 @@ describe('the embedded PostgreSQL stopped from outside (a terminal Ctrl-C reache
       const embedded = await startEmbeddedPostgres({ dataDir, persistent: true });
       const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
       process.kill(pid, 'SIGINT'); // what Ctrl-C does to it: PostgreSQL's fast shutdown
-      for (const deadline = Date.now() + 15_000; alive(pid) && Date.now() < deadline; ) await new Promise((wake) => setTimeout(wake, 50));
-      expect(alive(pid)).toBe(false);
+      for (const deadline = Date.now() + 15_000; isAlive(pid) && Date.now() < deadline; ) await new Promise((wake) => setTimeout(wake, 50));
+      expect(isAlive(pid)).toBe(false);
       const stopped = await Promise.race([embedded.stop().then(() => 'stopped'), new Promise((wake) => setTimeout(() => wake('still waiting after 5 s'), 5_000))]);
       expect(stopped).toBe('stopped');
     } finally {
@@ -202,12 +202,3 @@ describe('the embedded PostgreSQL stopped from outside (a terminal Ctrl-C reache
     }
   }, 60_000);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

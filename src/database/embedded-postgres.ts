@@ -163,7 +163,8 @@ async function stopLeftoverServer(dataDir: string, log: (line: string) => void):
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` exists (signal 0; EPERM: it exists under another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
