@@ -15,7 +15,7 @@ import {
 } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { TEST_SECRET } from './support/test-app.js';
+import { testServerEnv } from './support/test-app.js';
 import { inject } from 'vitest';
 
 /** Whether the test server lets a wrong password in (`trust` authentication, as on the CI machine's own PostgreSQL). */
@@ -66,16 +66,7 @@ describe('deployment: the real server process (node dist/main.js)', () => {
     await build?.remove();
   }, 60_000);
 
-  const baseEnv = (): Record<string, string> => ({
-    NODE_ENV: 'test',
-    DATABASE_URL: db.url,
-    SMTP_URL: smtp.url,
-    APP_SECRET: TEST_SECRET,
-    MAIL_FROM: 'Login <login@test.local>',
-    RATE_LIMIT_PER_MINUTE: '0',
-    LOG_LEVEL: 'log',
-    SHUTDOWN_GRACE_PERIOD: '20',
-  });
+  const baseEnv = (): Record<string, string> => testServerEnv(db, smtp, { SHUTDOWN_GRACE_PERIOD: '20' });
 
   async function start(env: Record<string, string> = {}): Promise<ServerProcess> {
     const server = await startServer(build, { ...baseEnv(), ...env });

@@ -2,7 +2,7 @@ import { othr, uniqueEmail } from './support/factories.js';
 import { copyServerBuild, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { TEST_SECRET } from './support/test-app.js';
+import { testServerEnv } from './support/test-app.js';
 
 const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
 
@@ -57,17 +57,8 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     await build?.remove();
   }, 60_000);
 
-  const env = (): Record<string, string> => ({
-    NODE_ENV: 'test',
-    DATABASE_URL: db.url,
-    SMTP_URL: smtp.url,
-    APP_SECRET: TEST_SECRET,
-    MAIL_FROM: 'Login <login@test.local>',
-    RATE_LIMIT_PER_MINUTE: '0',
-    LOG_LEVEL: 'log',
-    SHUTDOWN_GRACE_PERIOD: '20',
-    MAIL_WORKER: 'off', // one environment for both processes: the worker process sends whatever it says
-  });
+  // One environment for both processes: the worker process sends whatever MAIL_WORKER says.
+  const env = (): Record<string, string> => testServerEnv(db, smtp, { SHUTDOWN_GRACE_PERIOD: '20', MAIL_WORKER: 'off' });
 
   async function startService(): Promise<ServerProcess> {
     const service = await startServer(build, env());

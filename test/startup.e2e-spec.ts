@@ -5,7 +5,7 @@ import { createConfirmedSession, mobi, othr, uniqueEmail } from './support/facto
 import { copyServerBuild, connectionRefused, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-import { createTestApp, TEST_SECRET, type TestApp } from './support/test-app.js';
+import { createTestApp, testServerEnv, type TestApp } from './support/test-app.js';
 
 describe('startup: several replicas at once on one empty database', () => {
   let db: TestDatabase;
@@ -100,16 +100,7 @@ describe('graceful shutdown of the real server process (node dist/main.js)', () 
   }, 60_000);
 
   it('on SIGTERM: refuses new connections, lets the requests in flight finish (201), exits 0', async () => {
-    server = await startServer(build, {
-      NODE_ENV: 'test',
-      DATABASE_URL: db.url,
-      SMTP_URL: smtp.url,
-      APP_SECRET: TEST_SECRET,
-      MAIL_FROM: 'Login <login@test.local>',
-      RATE_LIMIT_PER_MINUTE: '0',
-      LOG_LEVEL: 'log',
-      SHUTDOWN_GRACE_PERIOD: '10',
-    });
+    server = await startServer(build, testServerEnv(db, smtp, { SHUTDOWN_GRACE_PERIOD: '10' }));
     const { baseUrl, port } = server;
 
     // Keep requests in flight: a lock that lets sessions be read but not inserted, held by the test.

@@ -28,6 +28,23 @@ export interface TestApp {
 export const TEST_SECRET = 'test-secret-0123456789-0123456789-abcdef';
 
 /**
+ * The environment the spawned-server tests start the built service (or mail worker) with: the test
+ * database and SMTP sink, TEST_SECRET, no per-IP limit, every log line; `overrides` win.
+ */
+export function testServerEnv(db: { url: string }, smtp: { url: string }, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: db.url,
+    SMTP_URL: smtp.url,
+    APP_SECRET: TEST_SECRET,
+    MAIL_FROM: 'Login <login@test.local>',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LOG_LEVEL: 'log',
+    ...overrides,
+  };
+}
+
+/**
  * The real application (real HTTP stack, real PostgreSQL, real SMTP server) on a private database,
  * with an injectable clock. `env` overrides the defaults below.
  * The database is a copy of the run's migrated template unless `options.database` is given (pass
