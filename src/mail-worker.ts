@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
 import { AppConfig, loadAppConfig } from './config/app-config.js';
-import { useDevelopmentSecret } from './config/development-secret.js';
+import { useDevelopmentSecret, warnAboutAppSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
 import { onShutdownSignals } from './common/shutdown-signals.js';
@@ -41,16 +41,8 @@ async function bootstrap(): Promise<void> {
   app.useLogger(logger);
   app.flushLogs();
   const config = app.get(AppConfig);
-  if (developmentSecret) {
-    logger.warn(
-      `APP_SECRET is not set: using the development secret kept in ${developmentSecret.path}` +
-        `${developmentSecret.created ? ' (made now)' : ''}; production requires APP_SECRET.`,
-      'Bootstrap',
-    );
-  } else if (config.appSecretGenerated) {
-    // Codes sealed by the service with another secret cannot be opened here.
-    logger.warn('APP_SECRET is not set: a random one is used for this process only, so it cannot open the mail the service queued.', 'Bootstrap');
-  }
+  // Codes sealed by the service with another secret cannot be opened here.
+  warnAboutAppSecret(logger, developmentSecret, config.appSecretGenerated, ', so it cannot open the mail the service queued');
   const server = createWorkerHttpServer(app.get(MetricsService));
   await listenWorkerHttp(server, config.port, config.host);
   const shownHost = config.host === null || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;

@@ -5,7 +5,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { configureApp } from './app.setup.js';
 import { AppConfig, loadAppConfig } from './config/app-config.js';
-import { useDevelopmentSecret } from './config/development-secret.js';
+import { useDevelopmentSecret, warnAboutAppSecret } from './config/development-secret.js';
 import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
 import { onShutdownSignals } from './common/shutdown-signals.js';
@@ -37,15 +37,7 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   const embedded = app.get(EmbeddedDatabaseHolder);
   await configureApp(app);
-  if (developmentSecret) {
-    logger.warn(
-      `APP_SECRET is not set: using the development secret kept in ${developmentSecret.path}` +
-        `${developmentSecret.created ? ' (made now)' : ''}; production requires APP_SECRET.`,
-      'Bootstrap',
-    );
-  } else if (config.appSecretGenerated) {
-    logger.warn('APP_SECRET is not set: a random one is used for this process only.', 'Bootstrap');
-  }
+  warnAboutAppSecret(logger, developmentSecret, config.appSecretGenerated, '');
   // `::` (the Docker image's HOST) also falls back to IPv4 where IPv6 is off.
   if (config.host === null || config.host === '::') await listenOnAllAddresses(app, config.port);
   else await app.listen(config.port, config.host);

@@ -68,3 +68,25 @@ function create(path: string): boolean {
     unlinkSync(temporary);
   }
 }
+
+/**
+ * Warns, at start, where APP_SECRET came from when it was not set: the development secret file
+ * (`useDevelopmentSecret`'s result), or a random secret for this process only (`generated`), with
+ * `consequence` saying what that means for this process.
+ */
+export function warnAboutAppSecret(
+  logger: { warn(message: string, context: string): void },
+  developmentSecret: { path: string; created: boolean } | null,
+  generated: boolean,
+  consequence: string,
+): void {
+  if (developmentSecret) {
+    logger.warn(
+      `APP_SECRET is not set: using the development secret kept in ${developmentSecret.path}` +
+        `${developmentSecret.created ? ' (made now)' : ''}; production requires APP_SECRET.`,
+      'Bootstrap',
+    );
+  } else if (generated) {
+    logger.warn(`APP_SECRET is not set: a random one is used for this process only${consequence}.`, 'Bootstrap');
+  }
+}
