@@ -157,6 +157,38 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
   }, 60_000);
 
+  it('a worker with another APP_SECRET keeps the mail queued and names APP_SECRET; a worker with the right one then delivers it', async () => {
+    const service = await startService();
+    const wrong = await startServer(build, { ...env(), APP_SECRET: 'another-secret-of-at-least-32-characters!!' }, build.workerJs);
+    processes.push(wrong);
+    const email = uniqueEmail('secret');
+    const started = await postLogin(service.baseUrl, email);
+    expect(started.status).toBe(201);
+
+    const line = `Mail for session ${started.body.uuid} not sent, will retry until its code expires: its sealed code does not open with this process's APP_SECRET. Every service replica and mail worker needs the same APP_SECRET`;
+    expect(await until(() => wrong.output(), (output) => output.includes(line), 5_000)).toContain(line);
+    expect(smtp.countTo(email)).toBe(0);
+    expect(await outbox()).toEqual([{ to: email, handed_over: true }]);
+    const failed = await metrics(wrong.baseUrl);
+    expect(sample(failed, 'mail_send_errors_total')).toBe(1);
+    expect(sample(failed, 'mails_failed_total')).toBe(0);
+    expect(sample(failed, 'mail_queue_depth')).toBe(1);
+    wrong.child.kill('SIGTERM');
+    expect(await wrong.exited).toEqual({ code: 0, signal: null });
+
+    // graphile-worker retries the job after its backoff (about 3 s after the first attempt).
+    await startWorker();
+    const code = await smtp.codeFor(email, 15_000);
+    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
+      body: JSON.stringify({ otp_code: code }),
+    });
+    expect(confirmed.status).toBe(200);
+    expect(smtp.countTo(email)).toBe(1);
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+  }, 60_000);
+
   it('SIGTERM (and a repeated SIGINT) on the worker lets the send in progress finish, settles it, and exits 0', async () => {
     const service = await startService();
     const worker = await startWorker();

@@ -4,6 +4,7 @@ import { type JobHelpers, Logger as WorkerLogger, type Runner, run, runMigration
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
+import { toPublicId } from '../common/public-id.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { deriveKey, open } from '../security/sealed-box.js';
@@ -109,23 +110,48 @@ export class OtpMailWorker {
   /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
   private async deliver(job: OtpMailJob, lastAttempt: boolean): Promise<string | null> {
     const { sessionId, to, sealedCode, expiresAt, validSeconds, locale, deviceType } = job;
+    const session = toPublicId('ses', sessionId); // the id clients and the API show
     if (new Date(expiresAt) <= this.clock.now()) {
-      this.logger.warn(`Mail for session ${sessionId} dropped: its code expired before it could be sent`);
+      this.logger.warn(`Mail for session ${session} dropped: its code expired before it could be sent`);
+      this.metrics.mailsFailed.inc();
+      return null;
+    }
+    const code = this.openCode(sealedCode, sessionId);
+    if (code === null) {
+      this.metrics.mailSendErrors.inc();
+      this.logger.error(
+        `Mail for session ${session} not sent${lastAttempt ? ' on its last attempt' : ', will retry until its code expires'}: ` +
+          'its sealed code does not open with this process\'s APP_SECRET. Every service replica and mail worker needs the same APP_SECRET',
+      );
+      if (!lastAttempt) return 'the sealed code does not open with this APP_SECRET';
       this.metrics.mailsFailed.inc();
       return null;
     }
     try {
-      await this.mail.sendOtp(to, open(this.key, sealedCode, sessionId), validSeconds, { locale, deviceType });
+      await this.mail.sendOtp(to, code, validSeconds, { locale, deviceType });
       return null;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
       if (permanent || lastAttempt) {
         this.metrics.mailsFailed.inc();
-        this.logger.error(`Mail for session ${sessionId} ${permanent ? 'rejected' : 'failed on its last attempt'}, not retried: ${describe(error)}`);
+        this.logger.error(`Mail for session ${session} ${permanent ? 'rejected' : 'failed on its last attempt'}, not retried: ${describe(error)}`);
         return null;
       }
-      this.logger.warn(`Mail for session ${sessionId} failed, will retry: ${describe(error)}`);
+      this.logger.warn(`Mail for session ${session} failed, will retry: ${describe(error)}`);
       return describe(error);
+    }
+  }
+
+  /**
+   * The code, or null when the sealed value does not open: the process that queued it had another
+   * APP_SECRET (a misconfigured replica or worker, or a changed secret). That is this process's
+   * fault, not the mail's, so the job stays queued for a process that can open it.
+   */
+  private openCode(sealedCode: string, sessionId: string): string | null {
+    try {
+      return open(this.key, sealedCode, sessionId);
+    } catch {
+      return null;
     }
   }
 

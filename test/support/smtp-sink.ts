@@ -111,9 +111,9 @@ export class SmtpSink {
     return `smtp://127.0.0.1:${(this.server.server.address() as AddressInfo).port}`;
   }
 
-  /** The code of the latest mail to `to`, waiting up to 5 s for it to arrive. */
-  async codeFor(to: string): Promise<string> {
-    const deadline = Date.now() + 5_000;
+  /** The code of the latest mail to `to`, waiting up to `timeoutMs` (ms) for it to arrive. @throws when none arrives in time */
+  async codeFor(to: string, timeoutMs = 5_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const code = this.messages.filter((m) => m.to === to).at(-1)?.code;
       if (code) return code;
