@@ -8,6 +8,7 @@ import { StartupError } from './common/startup-error.js';
 import { onShutdownSignals } from './common/shutdown-signals.js';
 import { ConfigurationError } from './config/environment.js';
 import { assertPortAvailable } from './http/port-check.js';
+import { OtpMailWorker } from './mail/otp-mail.worker.js';
 import { MailWorkerModule } from './mail-worker/mail-worker.module.js';
 import { createWorkerHttpServer, listenWorkerHttp } from './mail-worker/worker-http.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -54,11 +55,12 @@ async function bootstrap(): Promise<void> {
 
   // Stop taking jobs at once, let the sends in progress finish (up to SHUTDOWN_GRACE_PERIOD),
   // delete their outbox rows, close the pools, exit 0. Jobs not started stay queued for the other
-  // workers (or the next start). Past the grace period, exit 1.
+  // workers (or the next start). Past the grace period, hand the sends in progress back, exit 1.
   onShutdownSignals(logger, {
     announce: (signal) => `${signal}: shutting down (sends in progress finish; grace period ${config.shutdownGracePeriod} s)`,
     gracePeriodSeconds: config.shutdownGracePeriod,
     graceOver: 'Grace period over: exiting with sends still in progress',
+    abandon: () => app.get(OtpMailWorker).abandon(),
     stop: async () => {
       await app.close();
       await new Promise<void>((resolve) => {

@@ -14,6 +14,7 @@ import { EmbeddedDatabaseHolder } from './database/database.module.js';
 import { ShutdownState } from './health/shutdown-state.js';
 import { createHttpAdapter } from './http/http-adapter.js';
 import { assertPortAvailable } from './http/port-check.js';
+import { OtpMailWorker } from './mail/otp-mail.worker.js';
 
 async function bootstrap(): Promise<void> {
   // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
@@ -50,7 +51,8 @@ async function bootstrap(): Promise<void> {
   // Readiness answers 503 at once; new connections are still accepted and served for
   // SHUTDOWN_DELAY seconds, so that a load balancer stops sending first (the Kubernetes pattern);
   // then the listener closes, requests in flight finish, the jobs stop, the pools close, the
-  // embedded PostgreSQL stops, exit 0. Past the grace period, exit 1 without waiting further.
+  // embedded PostgreSQL stops, exit 0. Past the grace period, hand the mail sends in progress back
+  // to the queue and exit 1 without waiting further.
   const shutdownState = app.get(ShutdownState);
   onShutdownSignals(logger, {
     announce: (signal) =>
@@ -59,6 +61,7 @@ async function bootstrap(): Promise<void> {
     delaySeconds: config.shutdownDelay,
     gracePeriodSeconds: config.shutdownGracePeriod,
     graceOver: 'Grace period over: exiting with requests still open',
+    abandon: () => app.get(OtpMailWorker).abandon(), // mail sends in progress (MAIL_WORKER=inline)
     stop: async () => {
       // Keep-alive connections of requests in flight become idle once answered: close them then,
       // instead of waiting for the keep-alive timeout.

@@ -215,6 +215,36 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect((await fetch(`${service.baseUrl}/health/ready`)).status).toBe(200);
   }, 60_000);
 
+  it('past SHUTDOWN_GRACE_PERIOD the worker hands the send in progress back and exits 1; the next worker sends it within seconds', async () => {
+    const service = await startService();
+    const worker = await startServer(build, { ...env(), SHUTDOWN_GRACE_PERIOD: '1' }, build.workerJs);
+    processes.push(worker);
+    smtp.delayMs = 60_000; // the SMTP server never answers in time
+    const email = uniqueEmail('cut');
+    const started = await postLogin(service.baseUrl, email);
+    expect(started.status).toBe(201);
+    expect(await until(() => smtp.pending, (n) => n === 1, 5_000)).toBe(1);
+
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 1, signal: null });
+    expect(worker.output()).toContain('Grace period over: exiting with sends still in progress');
+    expect(worker.output()).toContain('1 send(s) still in progress handed back to the queue, for a running mail worker to retry');
+    expect(await outbox()).toEqual([{ to: email, handed_over: true }]);
+
+    // Not locked by the dead worker (graphile-worker's lock would last 4 hours): sent again at once.
+    smtp.delayMs = 0;
+    await startWorker();
+    expect(await until(() => smtp.countTo(email), (n) => n === 2, 15_000)).toBe(2); // the cut send's message arrived too: at least once
+    const code = await smtp.codeFor(email);
+    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
+      body: JSON.stringify({ otp_code: code }),
+    });
+    expect(confirmed.status).toBe(200);
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+  }, 60_000);
+
   it('refuses to start on the embedded PostgreSQL (no DATABASE_URL or DB_HOST): one line, exit 1', async () => {
     const { DATABASE_URL: _unused, ...withoutDatabase } = env();
     const worker = await spawnServer(build, { ...withoutDatabase, EMBEDDED_DB_DIR: `${build.dir}/.data/pg` }, build.workerJs);

@@ -14,13 +14,21 @@ export interface ShutdownPlan {
   graceOver: string;
   /** Stops the process's work and closes its connections; the process then exits 0. */
   stop: () => Promise<void>;
+  /**
+   * Runs when the grace period is over, before the exit 1 (given at most ABANDON_TIMEOUT_MS): hands
+   * work still in progress back to where another process can take it up.
+   */
+  abandon?: () => Promise<void>;
 }
+
+/** How long `abandon` may take once the grace period is over (ms). */
+export const ABANDON_TIMEOUT_MS = 3_000;
 
 /**
  * SIGTERM/SIGINT, however often they arrive (npm, systemd and a terminal may each pass one on):
  * the first starts the plan, later ones are logged and ignored (process.on, not once: a second
  * signal must not take Node's default action, exit at once). Exits 0 after `stop`, logging
- * "Shutdown complete: exit 0"; exits 1 when `stop` fails or the grace period is over.
+ * "Shutdown complete: exit 0"; exits 1 when `stop` fails or the grace period is over (after `abandon`).
  */
 export function onShutdownSignals(logger: LoggerService, plan: ShutdownPlan): void {
   let stopping = false;
@@ -35,7 +43,13 @@ export function onShutdownSignals(logger: LoggerService, plan: ShutdownPlan): vo
     setTimeout(() => {
       setTimeout(() => {
         logger.error(plan.graceOver, 'Bootstrap');
-        process.exit(1);
+        const exit = () => process.exit(1);
+        if (!plan.abandon) return exit();
+        setTimeout(exit, ABANDON_TIMEOUT_MS).unref();
+        plan.abandon().then(exit, (error: unknown) => {
+          logger.error(`Handing back the work in progress failed: ${String(error)}`, 'Bootstrap');
+          exit();
+        });
       }, plan.gracePeriodSeconds * 1000).unref();
       plan.stop().then(
         () => {

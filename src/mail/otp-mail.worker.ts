@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { type JobHelpers, Logger as WorkerLogger, type Runner, run, runMigrations } from 'graphile-worker';
+import { type JobHelpers, Logger as WorkerLogger, makeWorkerUtils, type Runner, run, runMigrations } from 'graphile-worker';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
@@ -39,6 +39,8 @@ export class OtpMailWorker {
    * close every connection before the database stops.
    */
   private pool: pg.Pool | null = null;
+  /** The graphile-worker worker ids (`job.locked_by`) with a send in progress. */
+  private readonly sending = new Set<string>();
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -87,6 +89,25 @@ export class OtpMailWorker {
   }
 
   /**
+   * For a shutdown whose grace period is over while sends are still in progress: unlocks their jobs
+   * through graphile-worker's documented `forceUnlockWorkers` (for workers that were terminated), so
+   * that another mail worker, or this one restarted, sends them at once. Without it they would stay
+   * locked by this dead process for graphile-worker's 4 hours, past their codes' expiry. A message
+   * the SMTP server had already taken is then sent twice (the same code): at least once.
+   */
+  async abandon(): Promise<void> {
+    if (!this.pool || this.sending.size === 0) return;
+    const workerIds = [...this.sending];
+    const utils = await makeWorkerUtils({ pgPool: this.pool, logger: this.workerLogger() });
+    try {
+      await utils.forceUnlockWorkers(workerIds);
+    } finally {
+      await utils.release();
+    }
+    this.logger.warn(`${workerIds.length} send(s) still in progress handed back to the queue, for a running mail worker to retry`);
+  }
+
+  /**
    * Installs or upgrades graphile-worker's schema (its documented `runMigrations`, under its own
    * lock) without starting a runner: for a process that queues jobs (the relay's `add_jobs()`) but
    * sends nothing (MAIL_WORKER=off), on a database where no runner may have started yet.
@@ -102,7 +123,9 @@ export class OtpMailWorker {
   /** One attempt of one job. @throws Error for a transient failure, so that graphile-worker retries */
   private async runJob(job: OtpMailJob, helpers: JobHelpers): Promise<void> {
     const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
-    const retry = await this.deliver(job, lastAttempt);
+    const workerId = helpers.job.locked_by;
+    if (workerId) this.sending.add(workerId);
+    const retry = await this.deliver(job, lastAttempt).finally(() => workerId && this.sending.delete(workerId));
     if (retry) throw new Error(retry);
     this.relay.settle(job.sessionId, job.revision);
   }
