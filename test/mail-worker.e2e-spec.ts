@@ -125,6 +125,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(((await confirmed.json()) as { status: string }).status).toBe('confirmed');
     expect(smtp.countTo(email)).toBe(1);
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+    expect(worker.output()).toMatch(new RegExp(`"msg":"Mail for session ${started.body.uuid} sent in \\d+ ms \\(attempt 1\\)"`));
 
     // The mail counters live where the sending happens: the worker process's GET /metrics.
     const sent = await metrics(worker.baseUrl);

@@ -257,7 +257,14 @@ describe('OpenAPI: GET /docs and /docs-json', () => {
     expect(create.properties.device.required).toEqual(['type']);
     expect(create.properties.device.properties.type).toMatchObject({ enum: ['mobi', 'othr'], example: expect.any(String) });
     expect(create.properties.device.properties.vendor_uuid).toMatchObject({ type: 'string', example: expect.any(String), pattern: expect.any(String) });
+    // Unknown members are refused (400 validation_failed), so the request bodies say they are closed;
+    // the responses stay open for members added later.
+    expect(create.additionalProperties).toBe(false);
+    expect(create.properties.user.additionalProperties).toBe(false);
+    expect(create.properties.device.additionalProperties).toBe(false);
+    expect(resolved.components.schemas.SessionResponseDto.additionalProperties).toBeUndefined();
     expect(resolved.components.schemas.ConfirmSessionDto).toMatchObject({
+      additionalProperties: false,
       required: ['otp_code'],
       properties: { otp_code: { type: 'string', pattern: '^[0-9]{6}$', example: expect.stringMatching(/^\d{6}$/) } },
     });

@@ -25,7 +25,36 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         'spaces; RFC 6750 §2.1). A request with two Authorization headers is treated as carrying none.',
     })
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return closeRequestBodies(SwaggerModule.createDocument(app, config));
+}
+
+type SchemaObject = { $ref?: string; properties?: Record<string, SchemaObject>; items?: SchemaObject; additionalProperties?: boolean };
+
+/**
+ * Marks every object schema reachable from a request body `additionalProperties: false`: the
+ * validation pipe refuses unknown members (400 `validation_failed` naming them), and
+ * @nestjs/swagger has no decorator that says so. Response schemas stay open, so that clients
+ * accept members added later.
+ */
+function closeRequestBodies(document: OpenAPIObject): OpenAPIObject {
+  const schemas = (document.components?.schemas ?? {}) as Record<string, SchemaObject>;
+  const seen = new Set<SchemaObject>();
+  const close = (schema: SchemaObject | undefined): void => {
+    if (!schema || seen.has(schema)) return;
+    seen.add(schema);
+    if (schema.$ref) return close(schemas[schema.$ref.replace('#/components/schemas/', '')]);
+    if (schema.properties) {
+      schema.additionalProperties = false;
+      Object.values(schema.properties).forEach(close);
+    }
+    close(schema.items);
+  };
+  for (const path of Object.values(document.paths)) {
+    for (const operation of Object.values(path) as { requestBody?: { content?: Record<string, { schema?: SchemaObject }> } }[]) {
+      for (const media of Object.values(operation?.requestBody?.content ?? {})) close(media.schema);
+    }
+  }
+  return document;
 }
 
 /** Serves the UI at `/docs` and the document at `/docs-json`. */

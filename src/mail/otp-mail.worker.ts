@@ -125,13 +125,13 @@ export class OtpMailWorker {
     const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
     const workerId = helpers.job.locked_by;
     if (workerId) this.sending.add(workerId);
-    const retry = await this.deliver(job, lastAttempt).finally(() => workerId && this.sending.delete(workerId));
+    const retry = await this.deliver(job, helpers.job.attempts, lastAttempt).finally(() => workerId && this.sending.delete(workerId));
     if (retry) throw new Error(retry);
     this.relay.settle(job.sessionId, job.revision);
   }
 
   /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
-  private async deliver(job: OtpMailJob, lastAttempt: boolean): Promise<string | null> {
+  private async deliver(job: OtpMailJob, attempt: number, lastAttempt: boolean): Promise<string | null> {
     const { sessionId, to, sealedCode, expiresAt, validSeconds, locale, deviceType } = job;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
     if (new Date(expiresAt) <= this.clock.now()) {
@@ -151,7 +151,9 @@ export class OtpMailWorker {
       return null;
     }
     try {
+      const started = Date.now();
       await this.mail.sendOtp(to, code, validSeconds, { locale, deviceType });
+      this.logger.log(`Mail for session ${session} sent in ${Date.now() - started} ms (attempt ${attempt})`);
       return null;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
