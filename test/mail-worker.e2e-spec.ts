@@ -79,6 +79,14 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
       body: JSON.stringify(othr(email)),
     }).then(async (res) => ({ status: res.status, body: (await res.json()) as { uuid: string; token: string; status: string } }));
 
+  /** PATCH /sessions/{uuid} with the session's own token and `code`. */
+  const confirm = (baseUrl: string, session: { uuid: string; token: string }, code: string) =>
+    fetch(`${baseUrl}/sessions/${session.uuid}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${session.token}` },
+      body: JSON.stringify({ otp_code: code }),
+    }).then(async (res) => ({ status: res.status, sessionStatus: ((await res.json()) as { status: string }).status }));
+
   const outbox = () =>
     db.query<{ to: string; handed_over: boolean }>(`SELECT payload->>'to' AS "to", handed_over_at IS NOT NULL AS handed_over FROM mail_outbox`);
 
@@ -115,14 +123,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(await announced(worker, 'Mail worker sending')).toContain(
       `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics and /health/live on http://localhost:${worker.port} (NODE_ENV=test)`,
     );
-    const code = await smtp.codeFor(email);
-    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
-      body: JSON.stringify({ otp_code: code }),
-    });
-    expect(confirmed.status).toBe(200);
-    expect(((await confirmed.json()) as { status: string }).status).toBe('confirmed');
+    expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email))).toEqual({ status: 200, sessionStatus: 'confirmed' });
     expect(smtp.countTo(email)).toBe(1);
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
     expect(worker.output()).toMatch(new RegExp(`"msg":"Mail for session ${started.body.uuid} sent in \\d+ ms \\(attempt 1\\)"`));
@@ -179,13 +180,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
 
     // graphile-worker retries the job after its backoff (about 3 s after the first attempt).
     await startWorker();
-    const code = await smtp.codeFor(email, 15_000);
-    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
-      body: JSON.stringify({ otp_code: code }),
-    });
-    expect(confirmed.status).toBe(200);
+    expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email, 15_000))).toEqual({ status: 200, sessionStatus: 'confirmed' });
     expect(smtp.countTo(email)).toBe(1);
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
   }, 60_000);
@@ -236,13 +231,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     smtp.delayMs = 0;
     await startWorker();
     expect(await until(() => smtp.countTo(email), (n) => n === 2, 15_000)).toBe(2); // the cut send's message arrived too: at least once
-    const code = await smtp.codeFor(email);
-    const confirmed = await fetch(`${service.baseUrl}/sessions/${started.body.uuid}`, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${started.body.token}` },
-      body: JSON.stringify({ otp_code: code }),
-    });
-    expect(confirmed.status).toBe(200);
+    expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email))).toEqual({ status: 200, sessionStatus: 'confirmed' });
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
   }, 60_000);
 
