@@ -235,6 +235,26 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
   }, 60_000);
 
+  it('the service (MAIL_WORKER=inline) also hands its send in progress back past SHUTDOWN_GRACE_PERIOD; a worker process then sends it', async () => {
+    const service = await startServer(build, { ...env(), MAIL_WORKER: 'inline', SHUTDOWN_GRACE_PERIOD: '1' });
+    processes.push(service);
+    smtp.delayMs = 60_000;
+    const email = uniqueEmail('cut-inline');
+    const started = await postLogin(service.baseUrl, email);
+    expect(started.status).toBe(201);
+    expect(await until(() => smtp.pending, (n) => n === 1, 5_000)).toBe(1);
+
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toEqual({ code: 1, signal: null });
+    expect(service.output()).toContain('Grace period over: exiting with requests still open');
+    expect(service.output()).toContain('1 send(s) still in progress handed back to the queue, for a running mail worker to retry');
+
+    smtp.delayMs = 0;
+    await startWorker();
+    expect(await until(() => smtp.countTo(email), (n) => n === 2, 15_000)).toBe(2);
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+  }, 60_000);
+
   it('refuses to start on the embedded PostgreSQL (no DATABASE_URL or DB_HOST): one line, exit 1', async () => {
     const { DATABASE_URL: _unused, ...withoutDatabase } = env();
     const worker = await spawnServer(build, { ...withoutDatabase, EMBEDDED_DB_DIR: `${build.dir}/.data/pg` }, build.workerJs);
