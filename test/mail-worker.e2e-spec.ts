@@ -219,7 +219,8 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const email = uniqueEmail('cut');
     const started = await postLogin(service.baseUrl, email);
     expect(started.status).toBe(201);
-    expect(await until(() => smtp.pending, (n) => n === 1, 5_000)).toBe(1);
+    // The SMTP server has the message and holds its answer (pending counts earlier tests' held messages too).
+    expect(await until(() => smtp.countTo(email), (n) => n === 1, 5_000)).toBe(1);
 
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toEqual({ code: 1, signal: null });
@@ -242,7 +243,8 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const email = uniqueEmail('cut-inline');
     const started = await postLogin(service.baseUrl, email);
     expect(started.status).toBe(201);
-    expect(await until(() => smtp.pending, (n) => n === 1, 5_000)).toBe(1);
+    // The SMTP server has the message and holds its answer (pending counts earlier tests' held messages too).
+    expect(await until(() => smtp.countTo(email), (n) => n === 1, 5_000)).toBe(1);
 
     service.child.kill('SIGTERM');
     expect(await service.exited).toEqual({ code: 1, signal: null });
