@@ -153,6 +153,29 @@ describe('the built server in development and production', () => {
     }
   }, 90_000);
 
+  it('a server killed outright leaves its embedded PostgreSQL running; the next start stops it, says so in one line, and serves', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-leftover-'));
+    try {
+      const env = { NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) };
+      const killed = await start(env);
+      const orphan = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      killed.child.kill('SIGKILL');
+      await killed.exited;
+      expect(isAlive(orphan)).toBe(true);
+
+      const next = await start(env);
+      const lines = (await printed(next, 'Embedded PostgreSQL listening')).split('\n').filter((line) => line.includes('left running'));
+      expect(lines).toEqual([
+        expect.stringContaining(`WARN (${next.child.pid}): Stopped the embedded PostgreSQL that an earlier run, killed before it could stop it, left running (PID ${orphan})`),
+      ]);
+      expect(isAlive(orphan)).toBe(false);
+      expect(await live('127.0.0.1', next.port)).toBe(200);
+      await stop(next);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('production listens on every address by default', async (context) => {
     const server = await start({ NODE_ENV: 'production', APP_SECRET: 'p'.repeat(40) });
     expect(await printed(server, 'Listening on')).toContain(`Listening on http://localhost:${server.port} (every address, NODE_ENV=production)`);

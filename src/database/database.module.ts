@@ -54,6 +54,9 @@ const QUERY_TIMEOUT_MS = 5_000;
         }
         if (embedded) {
           startedEmbedded = embedded;
+          if (embedded.leftoverStopped !== null) {
+            logger.warn(`Stopped the embedded PostgreSQL that an earlier run, killed before it could stop it, left running (PID ${embedded.leftoverStopped})`);
+          }
           if (embedded.portTaken !== null) {
             logger.warn(
               `Port ${embedded.portTaken} (EMBEDDED_DB_PORT) is taken by another program: the embedded PostgreSQL uses port ${embedded.port} for this run`,

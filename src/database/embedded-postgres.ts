@@ -13,6 +13,8 @@ export interface EmbeddedDatabase {
   port: number;
   /** The `preferredPort` that was taken by another program, when the server had to use `port` instead. */
   portTaken: number | null;
+  /** The PID of a server that a killed earlier run left running on `dataDir` and that this start stopped, else null. */
+  leftoverStopped: number | null;
   stop(): Promise<void>;
 }
 
@@ -79,7 +81,7 @@ export async function startEmbeddedPostgres(options: {
   await mkdir(dataDir, { recursive: true });
   const log = options.onLog ?? (() => undefined);
   // A server left running on this folder by a killed run may hold the preferred port: stop it first.
-  await stopLeftoverServer(dataDir, log);
+  const leftoverStopped = await stopLeftoverServer(dataDir, log);
   const preferred = options.port === undefined && options.preferredPort !== undefined ? options.preferredPort : null;
   const port = options.port ?? (preferred !== null && (await isFree(preferred)) ? preferred : await freePort());
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
@@ -105,6 +107,7 @@ export async function startEmbeddedPostgres(options: {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
     portTaken: preferred !== null && preferred !== port ? preferred : null,
+    leftoverStopped,
     stop: () => stopServer(server, pid),
   };
 }
@@ -143,12 +146,12 @@ async function postmasterPid(dataDir: string): Promise<number | null> {
  * error, with what to do), or a previous run was killed before it could stop its server: that
  * orphan (re-parented to PID 1, Linux) is stopped, so `npm start` recovers by itself after a crash.
  */
-async function stopLeftoverServer(dataDir: string, log: (line: string) => void): Promise<void> {
+async function stopLeftoverServer(dataDir: string, log: (line: string) => void): Promise<number | null> {
   const pidFile = join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
+  if (!existsSync(pidFile)) return null;
   const [pidLine, , , portLine] = (await readFile(pidFile, 'utf8')).split('\n');
   const pid = Number(pidLine);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: PostgreSQL handles it
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return null; // stale file: PostgreSQL handles it
   if (!(await isOrphan(pid))) {
     throw new StartupError(
       `The embedded PostgreSQL in ${dataDir} is already running (PID ${pid}, port ${portLine?.trim()}), ` +
@@ -161,6 +164,7 @@ async function stopLeftoverServer(dataDir: string, log: (line: string) => void):
     if (waited > 15_000) throw new StartupError(`The embedded PostgreSQL left running in ${dataDir} (PID ${pid}) did not stop`);
     await new Promise((resolveWait) => setTimeout(resolveWait, 100));
   }
+  return pid;
 }
 
 /** Whether process `pid` exists (signal 0; EPERM: it exists under another user). */
