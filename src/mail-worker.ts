@@ -7,6 +7,7 @@ import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
 import { onShutdownSignals } from './common/shutdown-signals.js';
 import { ConfigurationError } from './config/environment.js';
+import { describeListenAddress } from './http/listen-address.js';
 import { assertPortAvailable } from './http/port-check.js';
 import { OtpMailWorker } from './mail/otp-mail.worker.js';
 import { MailWorkerModule } from './mail-worker/mail-worker.module.js';
@@ -46,10 +47,10 @@ async function bootstrap(): Promise<void> {
   warnAboutAppSecret(logger, developmentSecret, config.appSecretGenerated, ', so it cannot open the mail the service queued');
   const server = createWorkerHttpServer(app.get(MetricsService));
   await listenWorkerHttp(server, config.port, config.host);
-  const shownHost = config.host === null || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const listen = describeListenAddress(config.host, config.port);
   logger.log(
     `Mail worker sending (MAIL_CONCURRENCY=${config.mail.concurrency}, ${config.mail.smtpUrl ? 'SMTP' : 'to the log: no SMTP_URL'}); ` +
-      `GET /metrics and /health/live on http://${shownHost}:${config.port} (NODE_ENV=${config.nodeEnv})`,
+      `GET /metrics and /health/live on ${listen.url} (${listen.bound}, NODE_ENV=${config.nodeEnv})`,
     'Bootstrap',
   );
 

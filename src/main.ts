@@ -13,6 +13,7 @@ import { ConfigurationError } from './config/environment.js';
 import { EmbeddedDatabaseHolder } from './database/database.module.js';
 import { ShutdownState } from './health/shutdown-state.js';
 import { createHttpAdapter } from './http/http-adapter.js';
+import { describeListenAddress } from './http/listen-address.js';
 import { assertPortAvailable } from './http/port-check.js';
 import { OtpMailWorker } from './mail/otp-mail.worker.js';
 
@@ -42,9 +43,9 @@ async function bootstrap(): Promise<void> {
   // `::` (the Docker image's HOST) also falls back to IPv4 where IPv6 is off.
   if (config.host === null || config.host === '::') await listenOnAllAddresses(app, config.port);
   else await app.listen(config.port, config.host);
-  const shownHost = config.host === null || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const listen = describeListenAddress(config.host, config.port);
   logger.log(
-    `Listening on http://${shownHost}:${config.port} (${config.host === null ? 'every address' : `HOST=${config.host}`}, NODE_ENV=${config.nodeEnv})`,
+    `Listening on ${listen.url} (${listen.bound}, NODE_ENV=${config.nodeEnv})`,
     'Bootstrap',
   );
 
@@ -70,7 +71,7 @@ async function bootstrap(): Promise<void> {
       const drainStarted = Date.now();
       const hadEmbedded = embedded.embedded !== null;
       await app.close();
-      logger.log(`Closed in ${Date.now() - drainStarted} ms: no request open, mail worker stopped, database connections closed`, 'Bootstrap');
+      logger.log(`Closed in ${Date.now() - drainStarted} ms: no request open, mail ${config.mail.worker === 'inline' ? 'worker' : 'relay'} stopped, database connections closed`, 'Bootstrap');
       await embedded.stop();
       if (hadEmbedded) logger.log('Embedded PostgreSQL stopped', 'Bootstrap');
     },

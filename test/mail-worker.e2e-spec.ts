@@ -121,7 +121,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
 
     const worker = await startWorker();
     expect(await announced(worker, 'Mail worker sending')).toContain(
-      `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics and /health/live on http://localhost:${worker.port} (NODE_ENV=test)`,
+      `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics and /health/live on http://localhost:${worker.port} (every address, NODE_ENV=test)`,
     );
     expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email))).toEqual({ status: 200, sessionStatus: 'confirmed' });
     expect(smtp.countTo(email)).toBe(1);
@@ -209,6 +209,10 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(worker.output()).not.toContain('Grace period over');
     // The service goes on serving, queuing mail for the next worker.
     expect((await fetch(`${service.baseUrl}/health/ready`)).status).toBe(200);
+    // Its own shutdown names what it ran: the relay, no mail worker.
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toEqual({ code: 0, signal: null });
+    expect(service.output()).toMatch(/Closed in \d+ ms: no request open, mail relay stopped, database connections closed/);
   }, 60_000);
 
   it('past SHUTDOWN_GRACE_PERIOD the worker hands the send in progress back and exits 1; the next worker sends it within seconds', async () => {
