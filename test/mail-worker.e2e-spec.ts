@@ -159,6 +159,26 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
   }, 60_000);
 
+  it('a worker whose database connections are all cut logs one line, reconnects by itself, and delivers the next login\'s mail', async () => {
+    const service = await startService();
+    const worker = await startWorker();
+    const [{ cut }] = await db.query<{ cut: number }>(
+      'SELECT count(pg_terminate_backend(pid))::int AS cut FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    );
+    expect(cut).toBeGreaterThan(2); // the service's and the worker's pools, the worker's LISTEN connection
+    const lostLines = () => worker.output().split('\n').filter((line) => line.includes('lost its database connections'));
+    expect(await until(lostLines, (lines) => lines.length > 0, 5_000)).toEqual([
+      expect.stringContaining('Mail worker: lost its database connections: terminating connection due to administrator command'),
+    ]);
+    expect(worker.output()).not.toContain('UNLISTEN');
+
+    const email = uniqueEmail('reconnect');
+    const started = await until(() => postLogin(service.baseUrl, email), (answer) => answer.status === 201, 10_000);
+    expect(started.status).toBe(201);
+    expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email, 15_000))).toEqual({ status: 200, sessionStatus: 'confirmed' });
+    expect(lostLines()).toHaveLength(1);
+  }, 60_000);
+
   it('a worker with another APP_SECRET keeps the mail queued and names APP_SECRET; a worker with the right one then delivers it', async () => {
     const service = await startService();
     const wrong = await startServer(build, { ...env(), APP_SECRET: 'another-secret-of-at-least-32-characters!!' }, build.workerJs);

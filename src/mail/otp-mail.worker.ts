@@ -60,9 +60,19 @@ export class OtpMailWorker {
   async start(): Promise<void> {
     const { concurrency } = this.config.mail;
     const pool = new pg.Pool({ connectionString: this.url, max: concurrency + 2 });
-    const lost = (error: Error) => this.logger.warn(`Mail worker: a database connection was lost: ${error.message}`);
+    // One line for a burst of lost connections (PostgreSQL stopping ends all of them at once), and
+    // one more only after a connection has been made again.
+    let lossLogged = false;
+    const lost = (error: Error) => {
+      if (lossLogged) return;
+      lossLogged = true;
+      this.logger.warn(`Mail worker: lost its database connections: ${error.message}`);
+    };
     pool.on('error', lost); // idle connections
-    pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
+    pool.on('connect', (client) => {
+      lossLogged = false;
+      client.on('error', lost); // checked-out ones (graphile-worker checks both)
+    });
     this.pool = pool;
     this.runner = await run({
       pgPool: pool,
@@ -184,8 +194,11 @@ export class OtpMailWorker {
   private workerLogger(): WorkerLogger {
     const logger = new Logger('MailWorker');
     return new WorkerLogger(() => (level, message) => {
-      // A failed attempt is already logged by deliver(): one warning when it will be retried.
-      if (message.startsWith('Failed task ')) return;
+      // A failed attempt is already logged by deliver(): one warning when it will be retried. A
+      // failed UNLISTEN is a lost connection, logged by start()'s handler.
+      if (message.startsWith('Failed task ') || message.startsWith('Error occurred attempting to UNLISTEN')) return;
+      // It reconnects by itself: a warning, as for the lost connection that caused it.
+      if (message.startsWith('Error with notify listener')) return logger.warn(message);
       if (level === 'error') logger.error(message);
       else if (level === 'warning') logger.warn(message);
     });
