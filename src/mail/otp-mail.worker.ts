@@ -12,6 +12,8 @@ import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMailJob } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 
+/** Lost database connections are logged at most once per this many ms. */
+const LOST_CONNECTION_LOG_INTERVAL_MS = 10_000;
 /** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
 
@@ -60,19 +62,22 @@ export class OtpMailWorker {
   async start(): Promise<void> {
     const { concurrency } = this.config.mail;
     const pool = new pg.Pool({ connectionString: this.url, max: concurrency + 2 });
-    // One line for a burst of lost connections (PostgreSQL stopping ends all of them at once), and
-    // one more only after a connection has been made again.
-    let lossLogged = false;
+    // One line per LOST_CONNECTION_LOG_INTERVAL_MS at most: PostgreSQL stopping or restarting ends
+    // every connection at once, and graphile-worker reconnects by itself.
+    let loggedAt = -Infinity;
+    let notLogged = 0;
     const lost = (error: Error) => {
-      if (lossLogged) return;
-      lossLogged = true;
-      this.logger.warn(`Mail worker: lost its database connections: ${error.message}`);
+      if (Date.now() - loggedAt < LOST_CONNECTION_LOG_INTERVAL_MS) {
+        notLogged += 1;
+        return;
+      }
+      loggedAt = Date.now();
+      const earlier = notLogged > 0 ? ` (and ${notLogged} more since the last such line)` : '';
+      notLogged = 0;
+      this.logger.warn(`Mail worker: lost a database connection${earlier}: ${error.message}`);
     };
     pool.on('error', lost); // idle connections
-    pool.on('connect', (client) => {
-      lossLogged = false;
-      client.on('error', lost); // checked-out ones (graphile-worker checks both)
-    });
+    pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
     this.pool = pool;
     this.runner = await run({
       pgPool: pool,
