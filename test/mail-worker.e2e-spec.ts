@@ -87,6 +87,17 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
       body: JSON.stringify({ otp_code: code }),
     }).then(async (res) => ({ status: res.status, sessionStatus: ((await res.json()) as { status: string }).status }));
 
+  /** A login whose mail the SMTP server has received but does not answer (for a minute): a send in progress. */
+  const loginWithHeldSend = async (baseUrl: string, tag: string) => {
+    smtp.delayMs = 60_000;
+    const email = uniqueEmail(tag);
+    const started = await postLogin(baseUrl, email);
+    expect(started.status).toBe(201);
+    // Its own message (smtp.pending also counts messages earlier tests left held).
+    expect(await until(() => smtp.countTo(email), (n) => n === 1, 5_000)).toBe(1);
+    return { email, started };
+  };
+
   const outbox = () =>
     db.query<{ to: string; handed_over: boolean }>(`SELECT payload->>'to' AS "to", handed_over_at IS NOT NULL AS handed_over FROM mail_outbox`);
 
@@ -239,12 +250,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const service = await startService();
     const worker = await startServer(build, { ...env(), SHUTDOWN_GRACE_PERIOD: '1' }, build.workerJs);
     processes.push(worker);
-    smtp.delayMs = 60_000; // the SMTP server never answers in time
-    const email = uniqueEmail('cut');
-    const started = await postLogin(service.baseUrl, email);
-    expect(started.status).toBe(201);
-    // The SMTP server has the message and holds its answer (pending counts earlier tests' held messages too).
-    expect(await until(() => smtp.countTo(email), (n) => n === 1, 5_000)).toBe(1);
+    const { email, started } = await loginWithHeldSend(service.baseUrl, 'cut');
 
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toEqual({ code: 1, signal: null });
@@ -263,12 +269,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
   it('the service (MAIL_WORKER=inline) also hands its send in progress back past SHUTDOWN_GRACE_PERIOD; a worker process then sends it', async () => {
     const service = await startServer(build, { ...env(), MAIL_WORKER: 'inline', SHUTDOWN_GRACE_PERIOD: '1' });
     processes.push(service);
-    smtp.delayMs = 60_000;
-    const email = uniqueEmail('cut-inline');
-    const started = await postLogin(service.baseUrl, email);
-    expect(started.status).toBe(201);
-    // The SMTP server has the message and holds its answer (pending counts earlier tests' held messages too).
-    expect(await until(() => smtp.countTo(email), (n) => n === 1, 5_000)).toBe(1);
+    const { email, started } = await loginWithHeldSend(service.baseUrl, 'cut-inline');
 
     service.child.kill('SIGTERM');
     expect(await service.exited).toEqual({ code: 1, signal: null });
