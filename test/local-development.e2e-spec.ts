@@ -176,6 +176,23 @@ describe('the built server in development and production', () => {
     }
   }, 90_000);
 
+  it('while its embedded PostgreSQL is down, the mail relay\'s once-a-second retries write one warning per 10 s, not one each', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-down-'));
+    try {
+      const server = await start({ NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) });
+      const postgres = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      process.kill(postgres, 'SIGINT'); // PostgreSQL's fast shutdown, as a terminal's Ctrl-C does
+      await new Promise((wake) => setTimeout(wake, 4_500)); // four polls of the relay
+      const lines = server.output().split('\n').filter((line) => line.includes('Mail relay:'));
+      expect(lines).toEqual([expect.stringMatching(/WARN .*Mail relay: .*(ECONNREFUSED|terminat|shut)/)]);
+      const listener = server.output().split('\n').filter((line) => line.includes('Error with notify listener'));
+      expect(listener.length).toBeLessThanOrEqual(1);
+      await stop(server);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('production listens on every address by default', async (context) => {
     const server = await start({ NODE_ENV: 'production', APP_SECRET: 'p'.repeat(40) });
     expect(await printed(server, 'Listening on')).toContain(`Listening on http://localhost:${server.port} (every address, NODE_ENV=production)`);

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { RepeatedWarning } from '../common/repeated-warning.js';
 import { OTP_MAIL_JOB_KEY_PREFIX, OTP_MAIL_TASK } from './otp-mail.job.js';
 
 /** Outbox rows handed over per statement. */
@@ -95,6 +96,8 @@ const DELETE_SETTLED_SQL = `
 @Injectable()
 export class OtpMailRelay {
   private readonly logger = new Logger(OtpMailRelay.name);
+  /** A pass that fails (PostgreSQL unreachable) fails again at every poll: one line per 10 s. */
+  private readonly failures = new RepeatedWarning((line) => this.logger.warn(line));
   private timer: NodeJS.Timeout | null = null;
   private pass: Promise<void> | null = null;
   private again = false;
@@ -214,7 +217,7 @@ export class OtpMailRelay {
         while ((await this.relayBatch()) === RELAY_BATCH && !this.stopped);
       } catch (error) {
         // The rows stay in the outbox; the next wake or poll tries again.
-        this.logger.warn(`Mail relay: ${error instanceof Error ? error.message : String(error)}`);
+        this.failures.report(`Mail relay: ${error instanceof Error ? error.message : String(error)}`);
         return;
       }
     } while (this.again && !this.stopped);

@@ -4,6 +4,7 @@ import { type JobHelpers, Logger as WorkerLogger, makeWorkerUtils, type Runner, 
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
+import { RepeatedWarning } from '../common/repeated-warning.js';
 import { toPublicId } from '../common/public-id.js';
 import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -12,8 +13,6 @@ import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMailJob } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 
-/** Lost database connections are logged at most once per this many ms. */
-const LOST_CONNECTION_LOG_INTERVAL_MS = 10_000;
 /** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
 
@@ -62,22 +61,18 @@ export class OtpMailWorker {
   async start(): Promise<void> {
     const { concurrency } = this.config.mail;
     const pool = new pg.Pool({ connectionString: this.url, max: concurrency + 2 });
-    // One line per LOST_CONNECTION_LOG_INTERVAL_MS at most: PostgreSQL stopping or restarting ends
-    // every connection at once, and graphile-worker reconnects by itself.
-    let loggedAt = -Infinity;
-    let notLogged = 0;
-    const lost = (error: Error) => {
-      if (Date.now() - loggedAt < LOST_CONNECTION_LOG_INTERVAL_MS) {
-        notLogged += 1;
-        return;
-      }
-      loggedAt = Date.now();
-      const earlier = notLogged > 0 ? ` (and ${notLogged} more since the last such line)` : '';
-      notLogged = 0;
-      this.logger.warn(`Mail worker: lost a database connection${earlier}: ${error.message}`);
+    // PostgreSQL stopping or restarting ends every connection at once, and graphile-worker
+    // reconnects by itself: one line per 10 s, each connection counted once (pg-pool passes an idle
+    // connection's error on to the pool too).
+    const warning = new RepeatedWarning((line) => this.logger.warn(line));
+    const counted = new WeakSet<object>();
+    const lost = (client: object, error: Error) => {
+      if (counted.has(client)) return;
+      counted.add(client);
+      warning.report(`Mail worker: lost a database connection: ${error.message}`);
     };
-    pool.on('error', lost); // idle connections
-    pool.on('connect', (client) => client.on('error', lost)); // checked-out ones (graphile-worker checks both)
+    pool.on('error', (error, client) => lost(client, error)); // idle connections
+    pool.on('connect', (client) => client.on('error', (error) => lost(client, error))); // checked-out ones (graphile-worker checks both)
     this.pool = pool;
     this.runner = await run({
       pgPool: pool,
@@ -198,12 +193,13 @@ export class OtpMailWorker {
   /** graphile-worker's log lines through Nest's logger; its debug and info chatter, and its line per failed attempt, are dropped. */
   private workerLogger(): WorkerLogger {
     const logger = new Logger('MailWorker');
+    const listenerRetries = new RepeatedWarning((line) => logger.warn(line));
     return new WorkerLogger(() => (level, message) => {
       // A failed attempt is already logged by deliver(): one warning when it will be retried. A
       // failed UNLISTEN is a lost connection, logged by start()'s handler.
       if (message.startsWith('Failed task ') || message.startsWith('Error occurred attempting to UNLISTEN')) return;
-      // It reconnects by itself: a warning, as for the lost connection that caused it.
-      if (message.startsWith('Error with notify listener')) return logger.warn(message);
+      // It reconnects by itself, with a growing delay: a warning, at most one per 10 s.
+      if (message.startsWith('Error with notify listener')) return listenerRetries.report(message);
       if (level === 'error') logger.error(message);
       else if (level === 'warning') logger.warn(message);
     });
