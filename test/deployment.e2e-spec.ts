@@ -133,8 +133,11 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       expect(server.output()).toContain('SIGINT: already shutting down');
       expect(server.output()).not.toContain('Grace period over');
       // The last lines say how it ended, so an operator reading the log knows the stop was clean.
-      expect(server.output()).toMatch(/Closed in \d+ ms: no request open, mail worker stopped, database connections closed/);
-      expect(server.output()).toContain('Shutdown complete: exit 0');
+      // In that order, and last (pino writes stdout synchronously: the exit cannot overtake a line).
+      expect(server.output().trim().split('\n').slice(-2)).toEqual([
+        expect.stringMatching(/Closed in \d+ ms: no request open, mail worker stopped, database connections closed/),
+        expect.stringContaining('Shutdown complete: exit 0'),
+      ]);
     }, 60_000);
 
     it('SHUTDOWN_DELAY: readiness 503 from the first signal, new connections still accepted and answered, then the listener closes and exit 0', async () => {

@@ -1,6 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import type { DestinationStream } from 'pino';
+import { type DestinationStream, destination } from 'pino';
 import { AppConfig } from '../config/app-config.js';
 
 /** Header values that must never reach a log line (bearer tokens, cookies). */
@@ -37,7 +37,11 @@ export class LoggingModule {
                   ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } }
                   : undefined,
             };
-            return { pinoHttp: stream ? [options, stream] : options, forRoutes: [] };
+            // Outside development, stdout written synchronously (pino's `destination({ sync: true })`):
+            // pino's default writes asynchronously, and the `process.exit` at the end of a shutdown
+            // then wrote its last line before the one logged just earlier.
+            const out = stream ?? (options.transport ? undefined : destination({ dest: 1, sync: true }));
+            return { pinoHttp: out ? [options, out] : options, forRoutes: [] };
           },
         }),
       ],
