@@ -246,6 +246,27 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     expect(service.output()).toMatch(/Closed in \d+ ms: no request open, mail relay stopped, database connections closed/);
   }, 60_000);
 
+  it('SIGTERM on a worker with a backlog leaves no job locked: the jobs it had fetched but not started go to the next worker at once', async () => {
+    const service = await startService();
+    const worker = await startServer(build, { ...env(), MAIL_CONCURRENCY: '2' }, build.workerJs);
+    processes.push(worker);
+    smtp.delayMs = 1_500; // two sends in progress, the rest of the backlog waiting
+    const emails = Array.from({ length: 12 }, () => uniqueEmail('backlog'));
+    const answers = await Promise.all(emails.map((email) => postLogin(service.baseUrl, email)));
+    expect(answers.map((a) => a.status)).toEqual(emails.map(() => 201));
+    expect(await until(() => smtp.pending, (n) => n >= 2, 5_000)).toBeGreaterThanOrEqual(2);
+
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    smtp.delayMs = 0;
+    await startWorker();
+    // Well before graphile-worker's 4-hour lock would expire: every mail, each once.
+    const delivered = () => emails.filter((email) => smtp.countTo(email) === 1).length;
+    expect(await until(delivered, (n) => n === emails.length, 15_000)).toBe(emails.length);
+    expect(emails.map((email) => smtp.countTo(email))).toEqual(emails.map(() => 1));
+    expect(await until(outbox, (rows) => rows.length === 0, 5_000)).toEqual([]);
+  }, 60_000);
+
   it('past SHUTDOWN_GRACE_PERIOD the worker hands the send in progress back and exits 1; the next worker sends it within seconds', async () => {
     const service = await startService();
     const worker = await startServer(build, { ...env(), SHUTDOWN_GRACE_PERIOD: '1' }, build.workerJs);
