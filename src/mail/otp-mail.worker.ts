@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { EventEmitter } from 'node:events';
-import { type JobHelpers, Logger as WorkerLogger, makeWorkerUtils, type Runner, run, runMigrations, type WorkerEvents } from 'graphile-worker';
+import { type JobHelpers, Logger as WorkerLogger, makeWorkerUtils, type Runner, run, runMigrations } from 'graphile-worker';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { Clock } from '../common/clock.js';
@@ -41,10 +40,8 @@ export class OtpMailWorker {
    * close every connection before the database stops.
    */
   private pool: pg.Pool | null = null;
-  /** The graphile-worker worker ids (`job.locked_by`) with a send in progress. */
-  private readonly sending = new Set<string>();
-  /** The ids of this runner's worker pools: the lock owner of the jobs its local queue fetched. */
-  private readonly poolIds = new Set<string>();
+  /** Sends in progress: graphile-worker job id → the id of the worker that locked it (`job.locked_by`). */
+  private readonly sending = new Map<string, string>();
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -77,39 +74,25 @@ export class OtpMailWorker {
     pool.on('error', (error, client) => lost(client, error)); // idle connections
     pool.on('connect', (client) => client.on('error', (error) => lost(client, error))); // checked-out ones (graphile-worker checks both)
     this.pool = pool;
-    const events: WorkerEvents = new EventEmitter();
-    events.on('pool:create', ({ workerPool }) => this.poolIds.add(workerPool.id));
     this.runner = await run({
       pgPool: pool,
-      events,
       concurrency,
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // the process's own shutdown stops it (Nest's shutdown hooks call stop())
       logger: this.workerLogger(),
       // graphile-worker docs, "Performance": jobs finished in the same tick are settled in one
-      // query, and the local queue fetches up to MAIL_CONCURRENCY jobs in one query for the whole
-      // pool (about half the queries per mail under load). In 0.18 a runner stopped while that
-      // queue holds jobs may fail to hand them back ("Cannot background something when the queue
-      // is already released", seen with batched completions), so stop() unlocks whatever the pool
-      // still holds.
-      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0, localQueue: { size: concurrency } } },
+      // query. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
+      // stopped while that queue holds jobs fails to hand them back ("Cannot background something
+      // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
       taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
     });
   }
 
   /** Stops taking jobs, lets the sends in progress finish, deletes their outbox rows, closes the pool. */
   async stop(): Promise<void> {
-    try {
-      await this.runner?.stop();
-    } finally {
-      this.runner = null;
-      // Nothing this stopped pool fetched stays locked (graphile-worker's lock lasts 4 hours). It
-      // fails when PostgreSQL is gone (a terminal's Ctrl-C stops it too): nothing to unlock then.
-      await this.unlock([...this.poolIds]).catch((error: unknown) =>
-        this.logger.debug(`Mail worker: jobs it fetched not unlocked at stop: ${describe(error)}`),
-      );
-      this.poolIds.clear();
-    }
+    await this.runner?.stop();
+    this.runner = null;
     await this.relay.flushSettled(); // the mails its last jobs settled
     await this.pool?.end();
     this.pool = null;
@@ -123,21 +106,16 @@ export class OtpMailWorker {
    * the SMTP server had already taken is then sent twice (the same code): at least once.
    */
   async abandon(): Promise<void> {
-    if (this.sending.size === 0) return;
+    if (!this.pool || this.sending.size === 0) return;
     const sends = this.sending.size;
-    await this.unlock([...new Set([...this.sending, ...this.poolIds])]);
-    this.logger.warn(`${sends} send(s) still in progress handed back to the queue, for a running mail worker to retry`);
-  }
-
-  /** graphile-worker's documented `forceUnlockWorkers`: the jobs locked by these workers or pools become available. */
-  private async unlock(lockOwners: string[]): Promise<void> {
-    if (!this.pool || lockOwners.length === 0) return;
+    const workerIds = [...new Set(this.sending.values())];
     const utils = await makeWorkerUtils({ pgPool: this.pool, logger: this.workerLogger() });
     try {
-      await utils.forceUnlockWorkers(lockOwners);
+      await utils.forceUnlockWorkers(workerIds);
     } finally {
       await utils.release();
     }
+    this.logger.warn(`${sends} send(s) still in progress handed back to the queue, for a running mail worker to retry`);
   }
 
   /**
@@ -156,9 +134,9 @@ export class OtpMailWorker {
   /** One attempt of one job. @throws Error for a transient failure, so that graphile-worker retries */
   private async runJob(job: OtpMailJob, helpers: JobHelpers): Promise<void> {
     const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
-    const workerId = helpers.job.locked_by;
-    if (workerId) this.sending.add(workerId);
-    const retry = await this.deliver(job, helpers.job.attempts, lastAttempt).finally(() => workerId && this.sending.delete(workerId));
+    const { id, locked_by: workerId } = helpers.job;
+    if (workerId) this.sending.set(id, workerId);
+    const retry = await this.deliver(job, helpers.job.attempts, lastAttempt).finally(() => this.sending.delete(id));
     if (retry) throw new Error(retry);
     this.relay.settle(job.sessionId, job.revision);
   }
