@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { isAlive, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
+import { isAlive, postmasterPid, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/database/embedded-postgres.js';
 import { othr, uniqueEmail } from './support/factories.js';
 import { copyServerBuild, freePort, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
@@ -29,6 +29,23 @@ async function live(host: string, port: number): Promise<number | string> {
   } catch (error) {
     return String((error as { cause?: { code?: string } }).cause?.code ?? error);
   }
+}
+
+/** Runs `test` with a new temporary folder (for EMBEDDED_DB_DIR), removed afterwards whatever happens. */
+async function withDataDir(prefix: string, test: (dataDir: string) => Promise<void>): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    await test(dataDir);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The PID of the embedded PostgreSQL running on `dataDir`. @throws when there is none (never signal PID 0: the test's own group) */
+async function runningPostmaster(dataDir: string): Promise<number> {
+  const pid = await postmasterPid(dataDir);
+  if (pid === null) throw new Error(`No postmaster.pid in ${dataDir}`);
+  return pid;
 }
 
 /** Waits until the server has printed `text` (log lines may trail the first answer a little). */
@@ -116,8 +133,7 @@ describe('the built server in development and production', () => {
     const taken = await freePort();
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(taken, '127.0.0.1', resolve));
-    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-taken-'));
-    try {
+    await withDataDir('sessions-embedded-taken-', async (dataDir) => {
       const server = await start({ NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(taken) });
       const output = await printed(server, 'Embedded PostgreSQL listening');
       const [, used] = /Embedded PostgreSQL listening on 127\.0\.0\.1:(\d+) /.exec(output) ?? [];
@@ -130,15 +146,11 @@ describe('the built server in development and production', () => {
       ]);
       expect(await live('127.0.0.1', server.port)).toBe(200);
       await stop(server);
-    } finally {
-      holder.close();
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    }).finally(() => holder.close());
   }, 90_000);
 
   it('a second instance on the same embedded data folder stops with one line saying why and what to do, and leaves the first one serving', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-shared-'));
-    try {
+    await withDataDir('sessions-embedded-shared-', async (dataDir) => {
       const first = await start({ NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) });
       const second = await spawnServer(build, { NODE_ENV: 'development', DATABASE_URL: '', SMTP_URL: smtp.url, EMBEDDED_DB_DIR: dataDir });
       servers.push(second);
@@ -148,17 +160,14 @@ describe('the built server in development and production', () => {
       expect(second.output()).not.toMatch(/\n\s+at /); // no stack trace
       expect(await live('127.0.0.1', first.port)).toBe(200);
       await stop(first);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 90_000);
 
   it('a server killed outright leaves its embedded PostgreSQL running; the next start stops it, says so in one line, and serves', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-leftover-'));
-    try {
+    await withDataDir('sessions-embedded-leftover-', async (dataDir) => {
       const env = { NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) };
       const killed = await start(env);
-      const orphan = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      const orphan = await runningPostmaster(dataDir);
       killed.child.kill('SIGKILL');
       await killed.exited;
       expect(isAlive(orphan)).toBe(true);
@@ -171,16 +180,13 @@ describe('the built server in development and production', () => {
       expect(isAlive(orphan)).toBe(false);
       expect(await live('127.0.0.1', next.port)).toBe(200);
       await stop(next);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 90_000);
 
   it('while its embedded PostgreSQL is down, the mail relay\'s once-a-second retries write one warning per 10 s, not one each', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-down-'));
-    try {
+    await withDataDir('sessions-embedded-down-', async (dataDir) => {
       const server = await start({ NODE_ENV: 'development', DATABASE_URL: '', EMBEDDED_DB_DIR: dataDir, EMBEDDED_DB_PORT: String(await freePort()) });
-      const postgres = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      const postgres = await runningPostmaster(dataDir);
       process.kill(postgres, 'SIGINT'); // PostgreSQL's fast shutdown, as a terminal's Ctrl-C does
       await new Promise((wake) => setTimeout(wake, 4_500)); // four polls of the relay
       const lines = server.output().split('\n').filter((line) => line.includes('Mail relay:'));
@@ -188,9 +194,7 @@ describe('the built server in development and production', () => {
       const listener = server.output().split('\n').filter((line) => line.includes('Error with notify listener'));
       expect(listener.length).toBeLessThanOrEqual(1);
       await stop(server);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 90_000);
 
   it('production listens on every address by default', async (context) => {
@@ -228,17 +232,14 @@ describe('the embedded PostgreSQL keeps its port (EMBEDDED_DB_PORT)', () => {
 
 describe('the embedded PostgreSQL stopped from outside (a terminal Ctrl-C reaches its whole process group)', () => {
   it('stop() still resolves when the server has already exited, so the shutdown can finish and log its end', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'sessions-embedded-gone-'));
-    try {
+    await withDataDir('sessions-embedded-gone-', async (dataDir) => {
       const embedded = await startEmbeddedPostgres({ dataDir, persistent: true });
-      const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      const pid = await runningPostmaster(dataDir);
       process.kill(pid, 'SIGINT'); // what Ctrl-C does to it: PostgreSQL's fast shutdown
       for (const deadline = Date.now() + 15_000; isAlive(pid) && Date.now() < deadline; ) await new Promise((wake) => setTimeout(wake, 50));
       expect(isAlive(pid)).toBe(false);
       const stopped = await Promise.race([embedded.stop().then(() => 'stopped'), new Promise((wake) => setTimeout(() => wake('still waiting after 5 s'), 5_000))]);
       expect(stopped).toBe('stopped');
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 });

@@ -132,7 +132,7 @@ async function stopServer(server: EmbeddedPostgres, pid: number | null): Promise
 }
 
 /** The postmaster's PID from `postmaster.pid` (first line), or null when it cannot be read. */
-async function postmasterPid(dataDir: string): Promise<number | null> {
+export async function postmasterPid(dataDir: string): Promise<number | null> {
   try {
     const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
