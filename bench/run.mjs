@@ -483,10 +483,10 @@ async function main() {
       targets,
       notes: [
         'SQL ceiling: the statements the endpoint runs (imported from dist/sessions/session-statements.js, the texts SessionsRepository uses; for PATCH plus START TRANSACTION / COMMIT), as named (prepared) statements like the service runs them, directly through a pg.Pool (max 20) by 50 concurrent loops, in this process, right after the scenario, with the service idle.',
-        'The login ceiling calls start_login (one statement, SESSION_SQL.startLogin, the function the service calls) with the send limits off (cooldown 0, cap 1,000,000); it writes its mails to mail_outbox like the service, and the service\'s relay (its 1 s poll) hands them to graphile-worker meanwhile, so the ceiling includes the hand-over that a login causes; those mails are removed right after the ceiling (outbox rows deleted, their jobs removed through graphile_worker.remove_job()).',
+        'The login ceiling calls start_login (one statement, SESSION_SQL.startLogin, the function the service calls) with the send limits off (cooldown 0, cap 1,000,000); it writes its mails to mail_outbox like the service, and the service\'s relay (its 1 s poll) hands them to graphile-worker meanwhile, so the ceiling includes the hand-over that a login causes; those mails are removed right after the ceiling (outbox rows deleted: their jobs then send nothing).',
         'What the ceiling leaves out: HTTP, JSON, validation, token/OTP crypto, logging, metrics, and the mail worker (fetch, SMTP send, job delete) that runs in the service process (or in the mail worker process with BENCH_MAIL_WORKER=process) and database during the POST scenarios.',
         'autocannon, the SMTP sink and the SQL ceiling loops run on the same machine as the service and PostgreSQL and share its CPUs; the cpu fields show who used them ("other" = processes outside this benchmark).',
-        'Mail: the service\'s mail worker may send fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still unsettled from mail_outbox (opened with APP_SECRET, as the worker does) for scenario 4, deletes those rows and removes their jobs through graphile-worker\'s documented remove_job(), so that their delivery does not run under the next measurements (details.mail* fields).',
+        'Mail: the service\'s mail worker may send fewer mails per second than logins arrive; after each POST scenario the bench waits 5 s, then takes the codes of the mails still unsettled from mail_outbox (opened with APP_SECRET, as the worker does) for scenario 4, deletes those rows (their jobs then send nothing), so that their delivery does not run under the next measurements (details.mail* fields).',
         'The node:http ceiling is also the ceiling of the load generator (one autocannon thread) on loopback.',
       ],
     };
@@ -675,22 +675,18 @@ async function main() {
 
     /**
      * The codes of mails not settled yet are read from mail_outbox (opened with APP_SECRET, as the
-     * worker does) for scenario 4; the rows are deleted and the jobs of those already handed over are
-     * removed through graphile-worker's documented remove_job(), so that their delivery does not run
-     * under the next measurements.
+     * worker does) for scenario 4; the rows are deleted, so that the jobs of those already handed over
+     * send nothing under the next measurements.
      * @returns the number of mails removed
      */
     async function takeQueuedCodes() {
       const { deriveKey, open } = await import(new URL('../dist/security/sealed-box.js', import.meta.url));
       const key = deriveKey(serverEnv.APP_SECRET, 'otp-mail-job');
-      // Rows locked in session id order and jobs removed one per statement, as the service's sweep
-      // does, so that this cannot deadlock with the worker settling jobs meanwhile.
+      // Rows locked in session id order, as the service's sweep does, so that this cannot deadlock
+      // with the worker settling mails meanwhile.
       const jobs = await q(`WITH doomed AS (SELECT session_id FROM mail_outbox ORDER BY session_id FOR UPDATE)
         DELETE FROM mail_outbox o USING doomed d WHERE o.session_id = d.session_id
-        RETURNING o.session_id AS "sessionId", o.payload->>'sealedCode' AS "sealedCode", o.handed_over_at IS NOT NULL AS "handedOver"`);
-      for (const job of jobs) {
-        if (job.handedOver) await q(`SELECT graphile_worker.remove_job($1)`, [`otp-mail:${job.sessionId}`]);
-      }
+        RETURNING o.session_id AS "sessionId", o.payload->>'sealedCode' AS "sealedCode"`);
       for (const job of jobs) {
         try {
           queuedCodes.set(job.sessionId, open(key, job.sealedCode, job.sessionId));

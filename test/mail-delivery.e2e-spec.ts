@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { createTestApp, type TestApp } from './support/test-app.js';
 import { randomUUID } from 'node:crypto';
+import { makeWorkerUtils } from 'graphile-worker';
+import { OTP_MAIL_TASK } from '../src/mail/otp-mail.job.js';
 import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
 import { confirm, othr, startLogin, valuesHolding } from './support/factories.js';
 import { SmtpSink } from './support/smtp-sink.js';
@@ -132,10 +134,10 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
       Number((await t.db.query<{ c: string }>(`SELECT count(*) AS c FROM mail_outbox WHERE handed_over_at IS NULL`))[0].c);
     expect(await waiting()).toBe(3);
 
-    expect(await relay.relayBatch(2)).toBe(2);
+    expect(await relay.relayBatch(2)).toEqual({ handed: 2, jobs: 1 });
     expect(await waiting()).toBe(1);
-    expect(await relay.relayBatch(2)).toBe(1);
-    expect(await relay.relayBatch(2)).toBe(0);
+    expect(await relay.relayBatch(2)).toEqual({ handed: 1, jobs: 1 });
+    expect(await relay.relayBatch(2)).toEqual({ handed: 0, jobs: 0 });
     expect(await waiting()).toBe(0);
     expect(await queuedJobs()).toBe(3); // handed over, not settled: the rows stay until sent
 
@@ -148,6 +150,44 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
       await revived.stop();
     }
   }, 40_000);
+
+  it('sends the mails of one job together, and retries only the one the server deferred (graphile-worker batch job)', async () => {
+    const relay = t.app.get(OtpMailRelay);
+    await relay.stop();
+    const [first, deferred, last] = [email(), email(), email()];
+    for (const to of [first, deferred, last]) await startLogin(t, othr(to)).expect(201);
+    t.smtp.deferOnce.add(deferred);
+    expect(await relay.relayBatch()).toEqual({ handed: 3, jobs: 1 });
+
+    await until(async () => [first, last].filter((to) => t.smtp.countTo(to) === 1).length, (n) => n === 2, 5_000);
+    expect(t.smtp.countTo(deferred)).toBe(0);
+    expect(t.smtp.deferred).toBe(1);
+    // graphile-worker puts the job back with the deferred entry only, and retries it after its backoff.
+    await until(async () => t.smtp.countTo(deferred), (n) => n === 1, 15_000);
+    expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
+    await sleep(500);
+    expect([first, deferred, last].map((to) => t.smtp.countTo(to))).toEqual([1, 1, 1]);
+  }, 40_000);
+
+  it('sends a job queued by the version before batches (one mail per job) from its outbox row', async () => {
+    const relay = t.app.get(OtpMailRelay);
+    await relay.stop();
+    const to = email();
+    const started = await startLogin(t, othr(to)).expect(201);
+    const sessionId = started.body.uuid.replace(/^ses-/, '');
+    const [row] = await t.db.query<{ payload: object }>(`SELECT payload FROM mail_outbox WHERE session_id = $1`, [sessionId]);
+    // That version's job: the outbox payload plus the session, revision and locale, keyed by session.
+    const utils = await makeWorkerUtils({ connectionString: t.db.url });
+    try {
+      await utils.addJob(OTP_MAIL_TASK, { ...row.payload, sessionId, revision: 1, locale: 'en' }, { jobKey: `otp-mail:${sessionId}`, maxAttempts: 25 });
+    } finally {
+      await utils.release();
+    }
+    const code = await t.smtp.codeFor(to);
+    expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
+    expect(t.smtp.countTo(to)).toBe(1);
+    await confirm(t, started.body.uuid, started.body.token, code).expect(200);
+  });
 
   it('replaces a mail still queued when the code is resent: only the new code is mailed', async () => {
     const port = Number(new URL(t.smtp.url).port);

@@ -2,10 +2,8 @@ import type { DeviceType } from '../sessions/entities/device.entity.js';
 
 /** The shapes of a login-code mail on its way: request → `mail_outbox` → graphile-worker job. */
 
-/** graphile-worker task name of a login-code mail. */
+/** graphile-worker task name of login-code mails. */
 export const OTP_MAIL_TASK = 'otp_mail';
-/** Job key prefix: one job per session (`otp-mail:<session uuid>`), so a resend replaces a queued mail. */
-export const OTP_MAIL_JOB_KEY_PREFIX = 'otp-mail:';
 
 /** A login code to mail. */
 export interface OtpMail {
@@ -30,11 +28,26 @@ export interface OtpMailPayload {
   deviceType?: DeviceType;
 }
 
-/** The graphile-worker job: the payload plus what the relay adds from the outbox row and the session. */
-export interface OtpMailJob extends OtpMailPayload {
+/**
+ * One mail of a graphile-worker job: which outbox row, at which revision. The job carries no
+ * address and no code; the worker reads them from `mail_outbox` when it sends, and sends nothing
+ * when that revision is gone (settled, expired, or replaced by a resend).
+ */
+export interface OtpMailRef {
   sessionId: string;
-  /** `mail_outbox.revision` of the mail; a resend increments it. */
+  /** `mail_outbox.revision` when the relay handed the row over; a resend increments it. */
   revision: number;
+}
+
+/**
+ * A job's payload: a graphile-worker "batch job" (an array; the entries that fail are retried
+ * alone), or one object in jobs queued before batches (it has the same two members, among others).
+ */
+export type OtpMailJobPayload = OtpMailRef[] | OtpMailRef;
+
+/** An outbox row read by the worker for sending: the payload plus the session's locale. */
+export interface OutboxMail extends OtpMailRef {
+  payload: OtpMailPayload;
   /** BCP 47 language tag of the session (RFC 5646). */
   locale: string;
 }

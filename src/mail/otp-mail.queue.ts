@@ -58,15 +58,14 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
     };
   }
 
-  /** Hands mails queued by a request of this replica to the job queue now (call after the commit). */
-  wake(): void {
-    this.relay.wake();
+  /** Hands the mail a request of this replica queued for `sessionId` to the job queue now (call after the commit). */
+  wake(sessionId: string): void {
+    this.relay.wake(sessionId);
   }
 
   /**
-   * Drops the mails whose code has expired: their outbox rows, and their queued jobs through
-   * graphile-worker's documented `remove_job()` (a job a worker holds is only kept from retrying).
-   * @returns the number of outbox rows deleted
+   * Drops the mails whose code has expired: their outbox rows (a queued job naming one then sends
+   * nothing for it). @returns the number of outbox rows deleted
    */
   purgeExpired(now: Date, batch: number): Promise<number> {
     return this.relay.purgeExpired(now, batch);

@@ -2,10 +2,16 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { RepeatedWarning } from '../common/repeated-warning.js';
-import { OTP_MAIL_JOB_KEY_PREFIX, OTP_MAIL_TASK } from './otp-mail.job.js';
+import { OTP_MAIL_TASK, type OtpMailRef, type OutboxMail } from './otp-mail.job.js';
 
 /** Outbox rows handed over per statement. */
 export const RELAY_BATCH = 500;
+/**
+ * Mails per graphile-worker job at most. A job's mails are sent together, so a job costs its fetch
+ * and completion once for up to this many mails; a pass with more rows queues several jobs, which
+ * the runners of several worker processes share.
+ */
+export const MAILS_PER_JOB = 25;
 /** How often a replica looks for rows that no local request woke it for (other replicas', leftovers). */
 export const RELAY_POLL_INTERVAL_MS = 1_000;
 /**
@@ -16,60 +22,75 @@ export const RELAY_GATHER_MS = 5;
 /** How long settled mails wait to be deleted from the outbox together, in one statement (ms). */
 export const SETTLED_FLUSH_MS = 20;
 /**
- * graphile-worker attempts per mail. The job drops itself once its code has expired, so this only
- * bounds a job whose code lives for hours: graphile-worker waits exp(min(attempt, 10)) s between tries.
+ * graphile-worker attempts per job. A mail whose code has expired is dropped, so this only bounds a
+ * job whose codes live for hours: graphile-worker waits exp(min(attempt, 10)) s between tries.
  */
 const MAX_ATTEMPTS = 25;
 
 /**
- * One statement, so one transaction: takes up to $1 rows waiting in the outbox (skipping rows that
- * another replica's relay holds), marks them handed over, and queues one job per row through
- * graphile-worker's documented bulk function `graphile_worker.add_jobs(job_spec[])` ("Adding jobs
- * through SQL"), with the job key of the session so that a resend replaces a job still queued.
- * graphile-worker sends one NOTIFY per call, not per job. The job carries the session's locale.
+ * One statement, so one transaction: takes up to $1 rows waiting in the outbox (`waiting`: the rows
+ * of the sessions in $5, or the oldest), skipping rows that another replica's relay holds, marks
+ * them handed over, and queues them as graphile-worker "batch jobs" (an array payload, up to $2
+ * mails each: `[{sessionId, revision}]`) through its documented bulk function
+ * `graphile_worker.add_jobs(job_spec[])` ("Adding jobs through SQL"). graphile-worker sends one
+ * NOTIFY per call, not per job. The jobs carry no address and no code.
  */
-const RELAY_SQL = `
+const relaySql = (waiting: string) => `
   WITH batch AS (
-    SELECT o.session_id, o.revision, o.payload, s.locale
-      FROM mail_outbox o JOIN sessions s ON s.id = o.session_id
-     WHERE o.handed_over_at IS NULL
+    SELECT o.session_id, o.revision, o.queued_at
+      FROM mail_outbox o
+     WHERE o.handed_over_at IS NULL AND ${waiting}
      ORDER BY o.queued_at
      LIMIT $1
-       FOR UPDATE OF o SKIP LOCKED
+       FOR UPDATE SKIP LOCKED
   ), handed AS (
     UPDATE mail_outbox o SET handed_over_at = now() FROM batch b WHERE o.session_id = b.session_id
     RETURNING o.session_id
+  ), jobs AS (
+    SELECT json_agg(json_build_object('sessionId', n.session_id, 'revision', n.revision) ORDER BY n.i) AS payload
+      FROM (SELECT b.*, row_number() OVER (ORDER BY b.queued_at) - 1 AS i FROM batch b) n
+     GROUP BY n.i / $2
   ), specs AS (
-    SELECT array_agg(ROW(
-             $2::text,
-             (b.payload || jsonb_build_object('sessionId', b.session_id, 'revision', b.revision, 'locale', b.locale))::json,
-             NULL, NULL, $3::integer, $4::text || b.session_id, NULL, NULL
-           )::graphile_worker.job_spec) AS specs
-      FROM batch b
+    SELECT array_agg(ROW($3::text, j.payload, NULL, NULL, $4::integer, NULL, NULL, NULL)::graphile_worker.job_spec) AS specs
+      FROM jobs j
   ), queued AS (
     SELECT j.id FROM specs, LATERAL graphile_worker.add_jobs(specs.specs) j WHERE specs.specs IS NOT NULL
   )
-  SELECT (SELECT count(*) FROM handed)::int AS handed, (SELECT count(*) FROM queued)::int AS queued`;
+  SELECT (SELECT count(*) FROM handed)::int AS handed, (SELECT count(*) FROM queued)::int AS jobs`;
 
 /**
- * Deletes up to $2 outbox rows whose code expired before $1 (locked in session id order, like
- * DELETE_SETTLED_SQL) and returns the sessions of those already handed over to graphile-worker.
+ * The rows of given sessions, found by primary key: what a replica hands over after its own
+ * commits. Under load the waiting-row index holds many entries of rows handed over moments ago,
+ * which PostgreSQL cannot drop while concurrent transactions may still see them; a scan for the
+ * oldest rows steps over all of them (measured: 4.8 ms per pass at 500 logins/s, a quarter of the
+ * logins' own statement time).
+ */
+const RELAY_SESSIONS_SQL = relaySql('o.session_id = ANY($5::uuid[])');
+/** The oldest waiting rows, whoever wrote them: the poll, for other replicas' rows and leftovers. */
+const RELAY_OLDEST_SQL = relaySql('true');
+
+/**
+ * The mails of a job that are still to send: the outbox rows at the revisions the job names, with
+ * the session's locale. A row that is gone (settled, expired) or at another revision (a resend
+ * replaced the mail) is not returned.
+ */
+const MAILS_TO_SEND_SQL = `
+  SELECT o.session_id AS "sessionId", o.revision, o.payload, s.locale
+    FROM unnest($1::uuid[], $2::int[]) AS r(session_id, revision)
+    JOIN mail_outbox o ON o.session_id = r.session_id AND o.revision = r.revision
+    JOIN sessions s ON s.id = o.session_id`;
+
+/**
+ * Deletes up to $2 outbox rows whose code expired before $1, locked in session id order (like
+ * DELETE_SETTLED_SQL). A job naming one of them sends nothing for it (MAILS_TO_SEND_SQL).
  */
 const PURGE_SQL = `
   WITH expired AS (
     SELECT session_id FROM mail_outbox WHERE expires_at <= $1 ORDER BY session_id LIMIT $2 FOR UPDATE
   ), gone AS (
-    DELETE FROM mail_outbox o USING expired e WHERE o.session_id = e.session_id
-    RETURNING o.session_id AS "sessionId", o.handed_over_at IS NOT NULL AS "handedOver"
+    DELETE FROM mail_outbox o USING expired e WHERE o.session_id = e.session_id RETURNING 1
   )
-  SELECT * FROM gone`;
-
-/**
- * Removes a queued job through graphile-worker's documented `remove_job(job_key)`: one job per
- * statement, because a statement removing several could deadlock with the worker completing
- * several jobs at once (each locks its rows in its own order).
- */
-const REMOVE_JOB_SQL = `SELECT graphile_worker.remove_job($1::text) IS NOT NULL AS removed`;
+  SELECT count(*)::int AS deleted FROM gone`;
 
 /**
  * Deletes the outbox rows of settled mails, a batch at a time: only the revision that was sent (a
@@ -103,6 +124,10 @@ export class OtpMailRelay {
   private again = false;
   private stopped = true;
   private gathering: NodeJS.Timeout | null = null;
+  /** Sessions whose rows this replica's requests wrote and the relay has not handed over yet. */
+  private local = new Set<string>();
+  /** Whether the next pass also looks for the oldest waiting rows (the poll, a start, a failed pass). */
+  private scanDue = false;
   private settled: { sessionId: string; revision: number }[] = [];
   private settledFlush: Promise<void> | null = null;
 
@@ -130,9 +155,16 @@ export class OtpMailRelay {
     await this.flushSettled();
   }
 
-  /** Starts a pass RELAY_GATHER_MS from now, or a new one right after the pass in progress. */
-  wake(): void {
-    if (this.stopped || this.gathering) return;
+  /**
+   * Starts a pass RELAY_GATHER_MS from now, or a new one right after the pass in progress.
+   * @param sessionId the session whose row a request of this replica has just committed; without
+   *   it, the pass looks for the oldest waiting rows (anyone's)
+   */
+  wake(sessionId?: string): void {
+    if (this.stopped) return;
+    if (sessionId === undefined) this.scanDue = true;
+    else this.local.add(sessionId);
+    if (this.gathering) return;
     if (this.pass) {
       this.again = true;
       return;
@@ -178,30 +210,33 @@ export class OtpMailRelay {
   }
 
   /**
-   * Hands over one batch. @returns the number of outbox rows handed over
+   * Hands over one batch: the waiting rows of `sessionIds`, or the oldest waiting rows.
+   * @returns the number of outbox rows handed over and of jobs they make
    * @throws when PostgreSQL fails; nothing is handed over then (one statement)
    */
-  async relayBatch(limit = RELAY_BATCH): Promise<number> {
-    const [row] = await this.dataSource.query<{ handed: number }[]>(RELAY_SQL, [
-      limit,
-      OTP_MAIL_TASK,
-      MAX_ATTEMPTS,
-      OTP_MAIL_JOB_KEY_PREFIX,
-    ]);
-    return row.handed;
+  async relayBatch(limit = RELAY_BATCH, sessionIds?: readonly string[]): Promise<{ handed: number; jobs: number }> {
+    const common = [limit, MAILS_PER_JOB, OTP_MAIL_TASK, MAX_ATTEMPTS];
+    const [row] = sessionIds
+      ? await this.dataSource.query<{ handed: number; jobs: number }[]>(RELAY_SESSIONS_SQL, [...common, sessionIds])
+      : await this.dataSource.query<{ handed: number; jobs: number }[]>(RELAY_OLDEST_SQL, common);
+    return row;
   }
 
   /**
-   * Deletes up to `batch` outbox rows whose code expired before `now`, then removes the queued jobs
-   * of those already handed over (REMOVE_JOB_SQL; a job a worker holds is only kept from retrying).
-   * @returns the number of outbox rows deleted
+   * The mails of `refs` still to send, read from the outbox (see MAILS_TO_SEND_SQL), in no order.
+   * @throws when PostgreSQL fails
+   */
+  mailsToSend(refs: readonly OtpMailRef[]): Promise<OutboxMail[]> {
+    return this.dataSource.query<OutboxMail[]>(MAILS_TO_SEND_SQL, [refs.map((r) => r.sessionId), refs.map((r) => r.revision)]);
+  }
+
+  /**
+   * Deletes up to `batch` outbox rows whose code expired before `now` (waiting or handed over: a job
+   * naming one then sends nothing for it). @returns the number of outbox rows deleted
    */
   async purgeExpired(now: Date, batch: number): Promise<number> {
-    const gone = await this.dataSource.query<{ sessionId: string; handedOver: boolean }[]>(PURGE_SQL, [now, batch]);
-    for (const { sessionId, handedOver } of gone) {
-      if (handedOver) await this.dataSource.query(REMOVE_JOB_SQL, [OTP_MAIL_JOB_KEY_PREFIX + sessionId]);
-    }
-    return gone.length;
+    const [row] = await this.dataSource.query<{ deleted: number }[]>(PURGE_SQL, [now, batch]);
+    return row.deleted;
   }
 
   /** Mails not settled yet: waiting in the outbox, queued, or being sent. */
@@ -214,9 +249,21 @@ export class OtpMailRelay {
     do {
       this.again = false;
       try {
-        while ((await this.relayBatch()) === RELAY_BATCH && !this.stopped);
+        while (this.local.size > 0 && !this.stopped) {
+          const sessionIds = [...this.local].slice(0, RELAY_BATCH);
+          for (const id of sessionIds) this.local.delete(id);
+          await this.relayBatch(RELAY_BATCH, sessionIds).catch((error: unknown) => {
+            this.scanDue = true; // their rows stay in the outbox: the scan finds them
+            throw error;
+          });
+        }
+        if (this.scanDue && !this.stopped) {
+          this.scanDue = false;
+          while ((await this.relayBatch()).handed === RELAY_BATCH && !this.stopped);
+        }
       } catch (error) {
-        // The rows stay in the outbox; the next wake or poll tries again.
+        // The rows stay in the outbox; the next poll tries again.
+        this.scanDue = true;
         this.failures.report(`Mail relay: ${error instanceof Error ? error.message : String(error)}`);
         return;
       }

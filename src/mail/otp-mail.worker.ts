@@ -10,7 +10,7 @@ import { AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { deriveKey, open } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
-import { OTP_MAIL_TASK, type OtpMailJob } from './otp-mail.job.js';
+import { OTP_MAIL_TASK, type OtpMailJobPayload, type OutboxMail } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
 
 /** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
@@ -40,8 +40,8 @@ export class OtpMailWorker {
    * close every connection before the database stops.
    */
   private pool: pg.Pool | null = null;
-  /** Sends in progress: graphile-worker job id → the id of the worker that locked it (`job.locked_by`). */
-  private readonly sending = new Map<string, string>();
+  /** Jobs in progress: graphile-worker job id → the worker that locked it (`job.locked_by`) and its mails not settled yet. */
+  private readonly sending = new Map<string, { workerId: string; unsettled: number }>();
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -85,7 +85,7 @@ export class OtpMailWorker {
       // stopped while that queue holds jobs fails to hand them back ("Cannot background something
       // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
       preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
-      taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJob, helpers) },
+      taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJobPayload, helpers) },
     });
   }
 
@@ -102,13 +102,16 @@ export class OtpMailWorker {
    * For a shutdown whose grace period is over while sends are still in progress: unlocks their jobs
    * through graphile-worker's documented `forceUnlockWorkers` (for workers that were terminated), so
    * that another mail worker, or this one restarted, sends them at once. Without it they would stay
-   * locked by this dead process for graphile-worker's 4 hours, past their codes' expiry. A message
-   * the SMTP server had already taken is then sent twice (the same code): at least once.
+   * locked by this dead process for graphile-worker's 4 hours, past their codes' expiry. A job's mails
+   * already sent are not sent again (their outbox rows are deleted first); one the SMTP server was
+   * taking at that moment is sent twice (the same code): at least once.
    */
   async abandon(): Promise<void> {
     if (!this.pool || this.sending.size === 0) return;
-    const sends = this.sending.size;
-    const workerIds = [...new Set(this.sending.values())];
+    const jobs = [...this.sending.values()];
+    const sends = jobs.reduce((sum, job) => sum + job.unsettled, 0);
+    const workerIds = [...new Set(jobs.map((job) => job.workerId))];
+    await this.relay.flushSettled(); // the mails of those jobs already sent are not sent again
     const utils = await makeWorkerUtils({ pgPool: this.pool, logger: this.workerLogger() });
     try {
       await utils.forceUnlockWorkers(workerIds);
@@ -131,19 +134,43 @@ export class OtpMailWorker {
     return (this.dataSource.options as { url: string }).url;
   }
 
-  /** One attempt of one job. @throws Error for a transient failure, so that graphile-worker retries */
-  private async runJob(job: OtpMailJob, helpers: JobHelpers): Promise<void> {
-    const lastAttempt = helpers.job.attempts >= helpers.job.max_attempts;
-    const { id, locked_by: workerId } = helpers.job;
-    if (workerId) this.sending.set(id, workerId);
-    const retry = await this.deliver(job, helpers.job.attempts, lastAttempt).finally(() => this.sending.delete(id));
-    if (retry) throw new Error(retry);
-    this.relay.settle(job.sessionId, job.revision);
+  /**
+   * One attempt of one job: reads its mails from the outbox and sends them at once (the SMTP pool
+   * keeps MAIL_CONCURRENCY connections; the other sends wait for one). A mail whose outbox revision
+   * is gone is not sent (settled, expired, or replaced by a resend).
+   * @returns for a batch job, one settled promise per entry: graphile-worker retries the job with
+   *   the entries that rejected (its "batch jobs")
+   * @throws Error for a transient failure of a one-mail job queued before batches, or when
+   *   PostgreSQL fails (the whole job is retried)
+   */
+  private async runJob(payload: OtpMailJobPayload, helpers: JobHelpers): Promise<Promise<void>[] | undefined> {
+    const refs = Array.isArray(payload) ? payload : [payload];
+    const { id, locked_by: workerId, attempts, max_attempts: maxAttempts } = helpers.job;
+    const job = { workerId: workerId ?? '', unsettled: refs.length };
+    if (workerId) this.sending.set(id, job);
+    try {
+      const mails = new Map((await this.relay.mailsToSend(refs)).map((mail) => [mail.sessionId, mail]));
+      job.unsettled = mails.size;
+      const sends = refs.map(async ({ sessionId }) => {
+        const mail = mails.get(sessionId);
+        if (!mail) return;
+        const retry = await this.deliver(mail, attempts, attempts >= maxAttempts).finally(() => job.unsettled--);
+        if (retry) throw new Error(retry);
+        this.relay.settle(mail.sessionId, mail.revision);
+      });
+      const results = await Promise.allSettled(sends);
+      if (Array.isArray(payload)) return sends;
+      if (results[0].status === 'rejected') throw results[0].reason;
+      return undefined;
+    } finally {
+      this.sending.delete(id);
+    }
   }
 
   /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
-  private async deliver(job: OtpMailJob, attempt: number, lastAttempt: boolean): Promise<string | null> {
-    const { sessionId, to, sealedCode, expiresAt, validSeconds, locale, deviceType } = job;
+  private async deliver(mail: OutboxMail, attempt: number, lastAttempt: boolean): Promise<string | null> {
+    const { sessionId, locale, payload } = mail;
+    const { to, sealedCode, expiresAt, validSeconds, deviceType } = payload;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${session} dropped: its code expired before it could be sent`);

@@ -80,7 +80,7 @@ export class SessionsService {
     const { isNewUser, isNewDevice, refusal } = await this.repository.startLogin(session, this.config.otp, mail);
     if (refusal) throw this.sendRefused(refusal);
     const issued: IssuedSession = { session, token, isNewUser, isNewDevice, created: true };
-    this.mailQueue.wake();
+    this.mailQueue.wake(session.id);
     this.metrics.sessionsCreated.inc({ device_type: session.device.type });
     return issued;
   }
@@ -173,7 +173,7 @@ export class SessionsService {
       return Object.assign(session, newOtp);
     });
     if (outcome instanceof ApiError) throw outcome;
-    this.mailQueue.wake();
+    this.mailQueue.wake(outcome.id);
     return outcome;
   }
 

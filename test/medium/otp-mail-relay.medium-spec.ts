@@ -1,5 +1,6 @@
 import { runMigrations as installGraphileWorker } from 'graphile-worker';
-import { OtpMailRelay } from '../../src/mail/otp-mail.relay.js';
+import { randomUUID } from 'node:crypto';
+import { MAILS_PER_JOB, OtpMailRelay } from '../../src/mail/otp-mail.relay.js';
 import { createMediumModule, insertSession, type MediumContext } from './medium-module.js';
 
 describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
@@ -49,10 +50,34 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     await expect.poll(outbox, { timeout: 2_000, interval: 10 }).toEqual(expect.not.arrayContaining([[a, 1], [b, 1]]));
   });
 
+  it('hands over the rows of the sessions it is given (or the oldest), up to MAILS_PER_JOB mails per job', async () => {
+    await ctx.db.query('DELETE FROM mail_outbox');
+    const ids: string[] = [];
+    for (let i = 0; i < MAILS_PER_JOB + 5; i++) ids.push(await queued(1));
+    const waiting = async () => (await ctx.db.query<{ session_id: string }>(`SELECT session_id FROM mail_outbox WHERE handed_over_at IS NULL`)).map((r) => r.session_id);
+
+    expect(await relay.relayBatch(500, [ids[3], ids[7]])).toEqual({ handed: 2, jobs: 1 });
+    expect(await waiting()).toHaveLength(MAILS_PER_JOB + 3);
+    expect(await waiting()).not.toEqual(expect.arrayContaining([ids[3]]));
+    expect(await relay.relayBatch(500, [ids[3]])).toEqual({ handed: 0, jobs: 0 }); // handed over already
+    expect(await relay.relayBatch()).toEqual({ handed: MAILS_PER_JOB + 3, jobs: 2 });
+    expect(await waiting()).toEqual([]);
+  });
+
+  it('reads for a job only the mails still at the revision it names, with the session\'s locale', async () => {
+    const [current, replaced, settled] = [await queued(1), await queued(2), randomUUID()];
+    const mails = await relay.mailsToSend([
+      { sessionId: current, revision: 1 },
+      { sessionId: replaced, revision: 1 }, // a resend made revision 2
+      { sessionId: settled, revision: 1 }, // no outbox row any more
+    ]);
+    expect(mails).toEqual([{ sessionId: current, revision: 1, payload: {}, locale: 'en' }]);
+  });
+
   it('purges the mails whose code expired, a batch at a time, handed over to graphile-worker or not, and keeps the others', async () => {
     await ctx.db.query('DELETE FROM mail_outbox');
     const [, , , live] = [await queued(1, -60), await queued(1, -60), await queued(1, -1), await queued(1, 300)];
-    expect(await relay.relayBatch(1)).toBe(1); // the first one now has a job (removed by the purge through remove_job())
+    expect(await relay.relayBatch(1)).toEqual({ handed: 1, jobs: 1 }); // the first one now has a job, which will send nothing for it
     expect(await relay.purgeExpired(new Date(), 2)).toBe(2);
     expect(await relay.purgeExpired(new Date(), 2)).toBe(1);
     expect(await relay.purgeExpired(new Date(), 2)).toBe(0);

@@ -23,13 +23,18 @@ export interface ReceivedMail {
 
 /**
  * A real SMTP server (the `smtp-server` package) on a loopback port that keeps what it receives.
- * `refuse` makes it answer 550 to every message, like a server that rejects the mail.
+ * `refuse` makes it answer 550 to every message, like a server that rejects the mail; `deferOnce`
+ * answers 451 (try again later) to the next message for each address in it.
  */
 export class SmtpSink {
   readonly messages: ReceivedMail[] = [];
   refuse = false;
   /** Messages answered with a refusal while `refuse` was set. */
   refused = 0;
+  /** Envelope recipients whose next message is answered 451 (a transient failure), once each. */
+  readonly deferOnce = new Set<string>();
+  /** Messages answered 451 through `deferOnce`. */
+  deferred = 0;
   /** Milliseconds to wait before answering each message (keeps the sender's request in flight). */
   delayMs = 0;
   /** Messages received but not yet answered. */
@@ -73,6 +78,13 @@ export class SmtpSink {
           this.refused += 1;
           stream.resume();
           stream.on('end', () => callback(Object.assign(new Error('Mailbox unavailable'), { responseCode: 550 })));
+          return;
+        }
+        const deferredTo = (this.wireRecipients.get(session.id) ?? []).filter((to) => this.deferOnce.delete(to));
+        if (deferredTo.length > 0) {
+          this.deferred += 1;
+          stream.resume();
+          stream.on('end', () => callback(Object.assign(new Error('Try again later'), { responseCode: 451 })));
           return;
         }
         const chunks: Buffer[] = [];

@@ -91,7 +91,7 @@ export class MailOutbox1764835200000 implements MigrationInterface {
         ELSE
           INSERT INTO otp_sends (user_id, device_id, session_id, sent_at) VALUES (p_user_id, p_device_id, p_session_id, p_now);
           -- A resend replaces the session's mail if it is still waiting here; if it was handed over
-          -- already, the relay replaces the queued job (same job key).
+          -- already, the relay hands it over again and the job of the old revision sends nothing.
           INSERT INTO mail_outbox AS m (session_id, payload, expires_at, queued_at)
           VALUES (p_session_id, p_mail, p_mail_expires_at, p_now)
           ON CONFLICT (session_id) DO UPDATE
