@@ -7,11 +7,12 @@ import { OTP_MAIL_TASK, type OtpMailRef, type OutboxMail } from './otp-mail.job.
 /** Outbox rows handed over per statement. */
 export const RELAY_BATCH = 500;
 /**
- * Mails per graphile-worker job at most. A job's mails are sent together, so a job costs its fetch
- * and completion once for up to this many mails; a pass with more rows queues several jobs, which
- * the runners of several worker processes share.
+ * Mails per graphile-worker job at most. A job's mails are sent together, so a job costs its fetch,
+ * its outbox read and its completion once for up to this many mails; a pass with more rows queues
+ * several jobs, which the runners of several worker processes share. It also bounds the mails a
+ * process holds at once (MAIL_CONCURRENCY jobs × this), which a shutdown waits for or hands back.
  */
-export const MAILS_PER_JOB = 25;
+export const MAILS_PER_JOB = 10;
 /** How often a replica looks for rows that no local request woke it for (other replicas', leftovers). */
 export const RELAY_POLL_INTERVAL_MS = 1_000;
 /**
