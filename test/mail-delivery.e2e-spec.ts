@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { makeWorkerUtils } from 'graphile-worker';
 import { OTP_MAIL_TASK } from '../src/mail/otp-mail.job.js';
 import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
+import { SessionSweepService } from '../src/sessions/session-sweep.service.js';
 import { confirm, othr, startLogin, valuesHolding } from './support/factories.js';
 import { SmtpSink } from './support/smtp-sink.js';
 
@@ -258,6 +259,35 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
     await sleep(3_000); // a retry would have come by now
     expect(t.smtp.refused).toBe(1);
     expect(await queuedJobs()).toBe(0);
+  });
+
+  it('sends nothing for a pending session revoked while its mail waited, and deletes the mail', async () => {
+    const port = Number(new URL(t.smtp.url).port);
+    await t.smtp.stop();
+    const to = email();
+    const started = await startLogin(t, othr(to)).expect(201);
+    await request(t.http).delete(`/sessions/${started.body.uuid}`).set('Authorization', `Bearer ${started.body.token}`).expect(204);
+    const revived = await SmtpSink.start(port);
+    try {
+      // The job's retry (about 3 s after its first failed attempt) finds the session revoked.
+      expect(await until(queuedJobs, (c) => c === 0, 15_000)).toBe(0);
+      await sleep(500);
+      expect(revived.countTo(to)).toBe(0);
+    } finally {
+      await revived.stop();
+    }
+  }, 30_000);
+
+  it('counts the mails the sweep drops unsent (their codes expired in the queue) in mails_failed_total', async () => {
+    await t.smtp.stop();
+    await startLogin(t, othr(email())).expect(201);
+    await startLogin(t, othr(email())).expect(201);
+    t.clock.advance(301);
+    const result = await t.app.get(SessionSweepService).sweep();
+    expect(result).toMatchObject({ skipped: false, mailsDropped: 2 });
+    expect(await queuedJobs()).toBe(0);
+    const metrics = await request(t.http).get('/metrics').expect(200);
+    expect(metrics.text).toMatch(/^mails_failed_total 2$/m);
   });
 
   it('gives up once the code has expired, without sending it', async () => {

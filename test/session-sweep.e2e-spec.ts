@@ -106,7 +106,7 @@ describe('expiry sweep (SessionSweepService.sweep)', () => {
 
     const result = await sweepOf(t);
     const now = t.clock.now();
-    expect(result).toEqual({ skipped: false, expired: 2, deleted: 0, sendsDeleted: 5, mailJobsDeleted: 0 });
+    expect(result).toEqual({ skipped: false, expired: 2, deleted: 0, sendsDeleted: 5, mailsDropped: 0 });
 
     const after = await allRows(t);
     expect([...after.keys()]).toEqual([...before.keys()]);
@@ -178,7 +178,7 @@ describe('expiry sweep (SessionSweepService.sweep)', () => {
 
     const result = await sweepOf(t);
     // Two sessions deleted (their two sends go with them); the five other sends are over an hour old.
-    expect(result).toEqual({ skipped: false, expired: 0, deleted: 2, sendsDeleted: 5, mailJobsDeleted: 0 });
+    expect(result).toEqual({ skipped: false, expired: 0, deleted: 2, sendsDeleted: 5, mailsDropped: 0 });
     const after = await allRows(t);
     expect([...after.keys()].sort()).toEqual(
       [phone, thirtyDays.expired, thirtyDays.revoked, youngest.expired, youngest.revoked].map((s) => s.uuid).sort(),
@@ -190,7 +190,7 @@ describe('expiry sweep (SessionSweepService.sweep)', () => {
     expect(await counts(t)).toEqual({ ...countsBefore, sessions: 5, otp_sends: 0 });
 
     // The sweep again at the same time: nothing to do, nothing written.
-    expect(await sweepOf(t)).toEqual({ skipped: false, expired: 0, deleted: 0, sendsDeleted: 0, mailJobsDeleted: 0 });
+    expect(await sweepOf(t)).toEqual({ skipped: false, expired: 0, deleted: 0, sendsDeleted: 0, mailsDropped: 0 });
     expect(await allRows(t)).toEqual(after);
 
     await request(t.http).get('/sessions/current').set('Authorization', bearer(phone.token)).expect(200);
@@ -330,14 +330,14 @@ describe('expiry sweep (SessionSweepService.sweep)', () => {
         expect((await allRows(t)).get(codeExpired[1].uuid)!.status).toBe('pending'); // the skipped sweeps did nothing
 
         await blocker.query('COMMIT');
-        expect(await first).toEqual({ skipped: false, expired: 6, deleted: 6, sendsDeleted: 6, mailJobsDeleted: 0 });
+        expect(await first).toEqual({ skipped: false, expired: 6, deleted: 6, sendsDeleted: 6, mailsDropped: 0 });
       } finally {
         await blocker.end();
       }
       const after = await allRows(t);
       for (const s of codeExpired) expect(after.get(s.uuid)!.status).toBe('expired');
       // The lock is free again: the next sweep runs (and has nothing to do).
-      expect(await sweepOf(replica)).toEqual({ skipped: false, expired: 0, deleted: 0, sendsDeleted: 0, mailJobsDeleted: 0 });
+      expect(await sweepOf(replica)).toEqual({ skipped: false, expired: 0, deleted: 0, sendsDeleted: 0, mailsDropped: 0 });
     });
   });
 });

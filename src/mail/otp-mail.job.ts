@@ -50,4 +50,6 @@ export interface OutboxMail extends OtpMailRef {
   payload: OtpMailPayload;
   /** BCP 47 language tag of the session (RFC 5646). */
   locale: string;
+  /** False once the session can no longer use the code (revoked, confirmed, attempts used up): not sent. */
+  codeUsable: boolean;
 }

@@ -72,11 +72,13 @@ const RELAY_OLDEST_SQL = relaySql('true');
 
 /**
  * The mails of a job that are still to send: the outbox rows at the revisions the job names, with
- * the session's locale. A row that is gone (settled, expired) or at another revision (a resend
- * replaced the mail) is not returned.
+ * the session's locale, and whether the session can still use its code (pending, attempts left; a
+ * revoked or confirmed session, or one whose attempts ran out, cannot). A row that is gone
+ * (settled, expired) or at another revision (a resend replaced the mail) is not returned.
  */
 const MAILS_TO_SEND_SQL = `
-  SELECT o.session_id AS "sessionId", o.revision, o.payload, s.locale
+  SELECT o.session_id AS "sessionId", o.revision, o.payload, s.locale,
+         s.status = 'pending' AND s.otp_attempts_left > 0 AS "codeUsable"
     FROM unnest($1::uuid[], $2::int[]) AS r(session_id, revision)
     JOIN mail_outbox o ON o.session_id = r.session_id AND o.revision = r.revision
     JOIN sessions s ON s.id = o.session_id`;

@@ -172,6 +172,10 @@ export class OtpMailWorker {
     const { sessionId, locale, payload } = mail;
     const { to, sealedCode, expiresAt, validSeconds, deviceType } = payload;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
+    if (!mail.codeUsable) {
+      this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
+      return null;
+    }
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${session} dropped: its code expired before it could be sent`);
       this.metrics.mailsFailed.inc();

@@ -9,7 +9,7 @@ import { SessionsRepository } from './sessions.repository.js';
 /** Counts of one sweep, or `skipped` when another replica was sweeping. */
 export type SweepResult =
   | { skipped: true }
-  | { skipped: false; expired: number; deleted: number; sendsDeleted: number; mailJobsDeleted: number };
+  | { skipped: false; expired: number; deleted: number; sendsDeleted: number; mailsDropped: number };
 
 /** Seconds between two sweeps of one replica. */
 export const SWEEP_INTERVAL = 60;
@@ -56,10 +56,15 @@ export class SessionSweepService {
       const expired = await this.drain((batch) => this.repository.expireDue(manager, now, batch));
       const deleted = await this.drain((batch) => this.repository.deleteEndedBefore(manager, retentionCutoff, batch));
       const sendsDeleted = await this.drain((batch) => this.repository.deleteSendsBefore(manager, sendsCutoff, batch));
-      const mailJobsDeleted = await this.drain((batch) => this.mailQueue.purgeExpired(now, batch));
-      return { skipped: false as const, expired, deleted, sendsDeleted, mailJobsDeleted };
+      const mailsDropped = await this.drain((batch) => this.mailQueue.purgeExpired(now, batch));
+      return { skipped: false as const, expired, deleted, sendsDeleted, mailsDropped };
     });
     if (result && result.expired > 0) this.metrics.sessionsExpired.inc({ reason: 'sweep' }, result.expired);
+    if (result && result.mailsDropped > 0) {
+      // Never sent: the SMTP server was unreachable, no mail worker ran, or a killed worker held them.
+      this.metrics.mailsFailed.inc(result.mailsDropped);
+      this.logger.warn(`Sweep: ${result.mailsDropped} login mail(s) dropped unsent: their codes expired while they waited in the queue`);
+    }
     return result ?? { skipped: true };
   }
 

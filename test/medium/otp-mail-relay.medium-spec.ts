@@ -71,7 +71,7 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
       { sessionId: replaced, revision: 1 }, // a resend made revision 2
       { sessionId: settled, revision: 1 }, // no outbox row any more
     ]);
-    expect(mails).toEqual([{ sessionId: current, revision: 1, payload: {}, locale: 'en' }]);
+    expect(mails).toEqual([{ sessionId: current, revision: 1, payload: {}, locale: 'en', codeUsable: true }]);
   });
 
   it('purges the mails whose code expired, a batch at a time, handed over to graphile-worker or not, and keeps the others', async () => {
