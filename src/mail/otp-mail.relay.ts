@@ -72,13 +72,14 @@ const RELAY_OLDEST_SQL = relaySql('true');
 
 /**
  * The mails of a job that are still to send: the outbox rows at the revisions the job names, with
- * the session's locale, and whether the session can still use its code (pending, attempts left; a
- * revoked or confirmed session, or one whose attempts ran out, cannot). A row that is gone
- * (settled, expired) or at another revision (a resend replaced the mail) is not returned.
+ * the session's locale, and whether the session can still use its code at $3: pending and "still
+ * usable" (`session_is_usable`, the one definition; a revoked or confirmed session, or one whose
+ * attempts ran out, cannot). A row that is gone (settled, expired) or at another revision (a resend
+ * replaced the mail) is not returned.
  */
 const MAILS_TO_SEND_SQL = `
   SELECT o.session_id AS "sessionId", o.revision, o.payload, s.locale,
-         s.status = 'pending' AND s.otp_attempts_left > 0 AS "codeUsable"
+         s.status = 'pending' AND session_is_usable(s.status, s.otp_expires_at, s.otp_attempts_left, s.expires_at, $3) AS "codeUsable"
     FROM unnest($1::uuid[], $2::int[]) AS r(session_id, revision)
     JOIN mail_outbox o ON o.session_id = r.session_id AND o.revision = r.revision
     JOIN sessions s ON s.id = o.session_id`;
@@ -227,10 +228,11 @@ export class OtpMailRelay {
 
   /**
    * The mails of `refs` still to send, read from the outbox (see MAILS_TO_SEND_SQL), in no order.
+   * @param now the time `codeUsable` is decided at (the worker's clock)
    * @throws when PostgreSQL fails
    */
-  mailsToSend(refs: readonly OtpMailRef[]): Promise<OutboxMail[]> {
-    return this.dataSource.query<OutboxMail[]>(MAILS_TO_SEND_SQL, [refs.map((r) => r.sessionId), refs.map((r) => r.revision)]);
+  mailsToSend(refs: readonly OtpMailRef[], now: Date): Promise<OutboxMail[]> {
+    return this.dataSource.query<OutboxMail[]>(MAILS_TO_SEND_SQL, [refs.map((r) => r.sessionId), refs.map((r) => r.revision), now]);
   }
 
   /**
@@ -255,17 +257,14 @@ export class OtpMailRelay {
         while (this.local.size > 0 && !this.stopped) {
           const sessionIds = [...this.local].slice(0, RELAY_BATCH);
           for (const id of sessionIds) this.local.delete(id);
-          await this.relayBatch(RELAY_BATCH, sessionIds).catch((error: unknown) => {
-            this.scanDue = true; // their rows stay in the outbox: the scan finds them
-            throw error;
-          });
+          await this.relayBatch(RELAY_BATCH, sessionIds);
         }
         if (this.scanDue && !this.stopped) {
           this.scanDue = false;
           while ((await this.relayBatch()).handed === RELAY_BATCH && !this.stopped);
         }
       } catch (error) {
-        // The rows stay in the outbox; the next poll tries again.
+        // The rows stay in the outbox (those of the sessions taken too): the next poll's scan finds them.
         this.scanDue = true;
         this.failures.report(`Mail relay: ${error instanceof Error ? error.message : String(error)}`);
         return;

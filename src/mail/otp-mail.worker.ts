@@ -149,7 +149,7 @@ export class OtpMailWorker {
     const job = { workerId: workerId ?? '', unsettled: refs.length };
     if (workerId) this.sending.set(id, job);
     try {
-      const mails = new Map((await this.relay.mailsToSend(refs)).map((mail) => [mail.sessionId, mail]));
+      const mails = new Map((await this.relay.mailsToSend(refs, this.clock.now())).map((mail) => [mail.sessionId, mail]));
       job.unsettled = mails.size;
       const sends = refs.map(async ({ sessionId }) => {
         const mail = mails.get(sessionId);
@@ -172,13 +172,13 @@ export class OtpMailWorker {
     const { sessionId, locale, payload } = mail;
     const { to, sealedCode, expiresAt, validSeconds, deviceType } = payload;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
-    if (!mail.codeUsable) {
-      this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
-      return null;
-    }
     if (new Date(expiresAt) <= this.clock.now()) {
       this.logger.warn(`Mail for session ${session} dropped: its code expired before it could be sent`);
       this.metrics.mailsFailed.inc();
+      return null;
+    }
+    if (!mail.codeUsable) {
+      this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
       return null;
     }
     const code = this.openCode(sealedCode, sessionId);

@@ -64,14 +64,21 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     expect(await waiting()).toEqual([]);
   });
 
-  it('reads for a job only the mails still at the revision it names, with the session\'s locale', async () => {
-    const [current, replaced, settled] = [await queued(1), await queued(2), randomUUID()];
-    const mails = await relay.mailsToSend([
+  it('reads for a job only the mails still at the revision it names, with the locale and whether the code is still usable', async () => {
+    const [current, replaced, settled, revoked] = [await queued(1), await queued(2), randomUUID(), await queued(1)];
+    await ctx.db.query(`UPDATE sessions SET status = 'revoked', ended_at = now() WHERE id = $1`, [revoked]);
+    const refs = [
       { sessionId: current, revision: 1 },
       { sessionId: replaced, revision: 1 }, // a resend made revision 2
       { sessionId: settled, revision: 1 }, // no outbox row any more
-    ]);
-    expect(mails).toEqual([{ sessionId: current, revision: 1, payload: {}, locale: 'en', codeUsable: true }]);
+      { sessionId: revoked, revision: 1 },
+    ];
+    const byId = async (at: Date) => new Map((await relay.mailsToSend(refs, at)).map((m) => [m.sessionId, m]));
+    const now = await byId(new Date());
+    expect([...now.keys()].sort()).toEqual([current, revoked].sort());
+    expect(now.get(current)).toEqual({ sessionId: current, revision: 1, payload: {}, locale: 'en', codeUsable: true });
+    expect(now.get(revoked)?.codeUsable).toBe(false);
+    expect((await byId(new Date(Date.now() + 301_000))).get(current)?.codeUsable).toBe(false); // past the code's expiry
   });
 
   it('purges the mails whose code expired, a batch at a time, handed over to graphile-worker or not, and keeps the others', async () => {
