@@ -15,6 +15,25 @@ function codeReceived(sink: SmtpSink, to: string): Promise<string | null> {
   return until(async () => sink.messages.find((m) => m.to === to)?.code ?? null, (c) => c !== null, 20_000);
 }
 
+/**
+ * Stops the app's SMTP sink (connections refused on its port). `whenBack(check)` starts a new sink
+ * on that port, runs `check` with it and stops it, also when `check` fails.
+ */
+async function smtpDown(t: TestApp): Promise<{ whenBack: (check: (sink: SmtpSink) => Promise<void>) => Promise<void> }> {
+  const port = Number(new URL(t.smtp.url).port);
+  await t.smtp.stop();
+  return {
+    async whenBack(check) {
+      const revived = await SmtpSink.start(port);
+      try {
+        await check(revived);
+      } finally {
+        await revived.stop();
+      }
+    },
+  };
+}
+
 async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -75,24 +94,20 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
   });
 
   it('answers 201 while the SMTP server is down and delivers the mail once it is back', async () => {
-    const port = Number(new URL(t.smtp.url).port);
-    await t.smtp.stop();
+    const smtp = await smtpDown(t);
     const to = email();
     const started = await startLogin(t, othr(to)).expect(201);
     await sleep(1_500);
     expect(await queuedJobs()).toBe(1);
 
-    const revived = await SmtpSink.start(port);
-    try {
+    await smtp.whenBack(async (revived) => {
       const code = await codeReceived(revived, to);
       expect(code).toMatch(/^\d{6}$/);
       await confirm(t, started.body.uuid, started.body.token, code).expect(200);
       expect(revived.countTo(to)).toBe(1);
       await until(queuedJobs, (c) => c === 0, 5_000);
       expect(await queuedJobs()).toBe(0);
-    } finally {
-      await revived.stop();
-    }
+    });
   }, 40_000);
 
   it('queues the mail in the outbox in the login\'s statement: one row keyed by the session, the code sealed, then handed over', async () => {
@@ -127,8 +142,7 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
   it('hands waiting outbox rows to the job queue in batches (relay), and their mails are then delivered', async () => {
     const relay = t.app.get(OtpMailRelay);
     await relay.stop(); // this replica's relay moves nothing on its own now
-    const port = Number(new URL(t.smtp.url).port);
-    await t.smtp.stop();
+    const smtp = await smtpDown(t);
     const emails = [email(), email(), email()];
     for (const to of emails) await startLogin(t, othr(to)).expect(201);
     const waiting = async () =>
@@ -142,14 +156,11 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
     expect(await waiting()).toBe(0);
     expect(await queuedJobs()).toBe(3); // handed over, not settled: the rows stay until sent
 
-    const revived = await SmtpSink.start(port);
-    try {
+    await smtp.whenBack(async (revived) => {
       await until(async () => emails.filter((to) => revived.countTo(to) === 1).length, (n) => n === 3, 20_000);
       expect(emails.map((to) => revived.countTo(to))).toEqual([1, 1, 1]);
       expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
-    } finally {
-      await revived.stop();
-    }
+    });
   }, 40_000);
 
   it('sends the mails of one job together, and retries only the one the server deferred (graphile-worker batch job)', async () => {
@@ -191,8 +202,7 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
   });
 
   it('replaces a mail still queued when the code is resent: only the new code is mailed', async () => {
-    const port = Number(new URL(t.smtp.url).port);
-    await t.smtp.stop();
+    const smtp = await smtpDown(t);
     const to = email();
     const started = await startLogin(t, othr(to)).expect(201);
     const sessionId = started.body.uuid.replace(/^ses-/, '');
@@ -209,16 +219,13 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
     const rows = await t.db.query(`SELECT session_id, revision FROM mail_outbox`);
     expect(rows).toEqual([{ session_id: sessionId, revision: 2 }]);
 
-    const revived = await SmtpSink.start(port);
-    try {
+    await smtp.whenBack(async (revived) => {
       const code = await codeReceived(revived, to);
       expect(await until(queuedJobs, (c) => c === 0, 5_000)).toBe(0);
       await sleep(1_000); // the replaced mail would have come by now
       expect(revived.countTo(to)).toBe(1);
       await confirm(t, started.body.uuid, started.body.token, code!).expect(200);
-    } finally {
-      await revived.stop();
-    }
+    });
   }, 40_000);
 
   it('leaves no outbox row and sends nothing for a login whose transaction rolled back', async () => {
@@ -286,21 +293,19 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
   });
 
   it('gives up once the code has expired, without sending it', async () => {
-    const port = Number(new URL(t.smtp.url).port);
-    await t.smtp.stop();
+    const smtp = await smtpDown(t);
     const to = email();
     await startLogin(t, othr(to)).expect(201);
     await sleep(1_000);
     t.clock.advance(301);
     const left = await until(queuedJobs, (c) => c === 0, 15_000);
     expect(left).toBe(0);
-    const revived = await SmtpSink.start(port);
-    try {
+    const metrics = await request(t.http).get('/metrics').expect(200);
+    expect(metrics.text).toMatch(/^mails_failed_total 1$/m);
+    await smtp.whenBack(async (revived) => {
       await sleep(1_000);
       expect(revived.countTo(to)).toBe(0);
-    } finally {
-      await revived.stop();
-    }
+    });
   }, 30_000);
 
   it('enqueues nothing for a request that is refused (the job shares the session\'s transaction)', async () => {

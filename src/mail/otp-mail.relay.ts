@@ -108,8 +108,10 @@ const DELETE_SETTLED_SQL = `
       JOIN unnest($1::uuid[], $2::int[]) AS s(session_id, revision) ON o.session_id = s.session_id AND o.revision = s.revision
      ORDER BY o.session_id
        FOR UPDATE OF o
+  ), gone AS (
+    DELETE FROM mail_outbox o USING settled WHERE o.session_id = settled.session_id RETURNING o.session_id
   )
-  DELETE FROM mail_outbox o USING settled WHERE o.session_id = settled.session_id`;
+  SELECT session_id AS "sessionId" FROM gone`;
 
 /**
  * Moves login-code mails from `mail_outbox` (written in the login's transaction) to graphile-worker.
@@ -132,7 +134,7 @@ export class OtpMailRelay {
   private local = new Set<string>();
   /** Whether the next pass also looks for the oldest waiting rows (the poll, a start, a failed pass). */
   private scanDue = false;
-  private settled: { sessionId: string; revision: number }[] = [];
+  private settled: { sessionId: string; revision: number; whenDeleted?: () => void }[] = [];
   private settledFlush: Promise<void> | null = null;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -186,9 +188,11 @@ export class OtpMailRelay {
    * Deletes a settled mail's outbox row (its `revision` only: a resend's newer mail stays) within
    * SETTLED_FLUSH_MS, together with the others settled meanwhile. A failed delete is logged; the
    * sweep deletes the row once its code has expired.
+   * @param whenDeleted called once the row is deleted by this statement; not when it was gone
+   *   already (the sweep's purge, a resend's newer revision)
    */
-  settle(sessionId: string, revision: number): void {
-    this.settled.push({ sessionId, revision });
+  settle(sessionId: string, revision: number, whenDeleted?: () => void): void {
+    this.settled.push({ sessionId, revision, whenDeleted });
     if (this.settled.length === 1 && !this.settledFlush) {
       setTimeout(() => void this.flushSettled(), SETTLED_FLUSH_MS);
     }
@@ -201,9 +205,12 @@ export class OtpMailRelay {
     const batch = this.settled;
     this.settled = [];
     this.settledFlush = this.dataSource
-      .query(DELETE_SETTLED_SQL, [batch.map((m) => m.sessionId), batch.map((m) => m.revision)])
+      .query<{ sessionId: string }[]>(DELETE_SETTLED_SQL, [batch.map((m) => m.sessionId), batch.map((m) => m.revision)])
       .then(
-        () => undefined,
+        (rows) => {
+          const deleted = new Set(rows.map((row) => row.sessionId));
+          for (const mail of batch) if (mail.whenDeleted && deleted.has(mail.sessionId)) mail.whenDeleted();
+        },
         (error: unknown) => this.logger.warn(`Mail relay: ${batch.length} settled outbox rows not deleted: ${error instanceof Error ? error.message : String(error)}`),
       )
       .finally(() => {

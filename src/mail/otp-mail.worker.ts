@@ -42,6 +42,13 @@ export class OtpMailWorker {
   private pool: pg.Pool | null = null;
   /** Jobs in progress: graphile-worker job id → the worker that locked it (`job.locked_by`) and its mails not settled yet. */
   private readonly sending = new Map<string, { workerId: string; unsettled: number }>();
+  /**
+   * An SMTP outage fails every queued mail at each of its retries, and ends with their codes
+   * expiring: one line per 10 s for each of the two, the others counted in it (every failure is
+   * counted in the metrics all the same).
+   */
+  private readonly retryWarning = new RepeatedWarning((line) => this.logger.warn(line));
+  private readonly expiredWarning = new RepeatedWarning((line) => this.logger.warn(line));
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -154,9 +161,11 @@ export class OtpMailWorker {
       const sends = refs.map(async ({ sessionId }) => {
         const mail = mails.get(sessionId);
         if (!mail) return;
-        const retry = await this.deliver(mail, attempts, attempts >= maxAttempts).finally(() => job.unsettled--);
-        if (retry) throw new Error(retry);
-        this.relay.settle(mail.sessionId, mail.revision);
+        const delivery = await this.deliver(mail, attempts, attempts >= maxAttempts).finally(() => job.unsettled--);
+        if ('retry' in delivery) throw new Error(delivery.retry);
+        // An expired mail counts as failed where its row is deleted: here, or in the sweep's purge
+        // if that deleted it first (then the sweep counted it). Counted once either way.
+        this.relay.settle(mail.sessionId, mail.revision, delivery.expired ? () => this.metrics.mailsFailed.inc() : undefined);
       });
       const results = await Promise.allSettled(sends);
       if (Array.isArray(payload)) return sends;
@@ -167,19 +176,21 @@ export class OtpMailWorker {
     }
   }
 
-  /** @returns null when the mail is settled (sent, rejected, expired), else why a retry is due */
-  private async deliver(mail: OutboxMail, attempt: number, lastAttempt: boolean): Promise<string | null> {
+  /**
+   * @returns `{ expired }` when the mail is settled (sent, rejected, not usable, or `expired: true`
+   *   when its code expired before it could be sent), else `{ retry }`: why a retry is due
+   */
+  private async deliver(mail: OutboxMail, attempt: number, lastAttempt: boolean): Promise<{ expired: boolean } | { retry: string }> {
     const { sessionId, locale, payload } = mail;
     const { to, sealedCode, expiresAt, validSeconds, deviceType } = payload;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
     if (new Date(expiresAt) <= this.clock.now()) {
-      this.logger.warn(`Mail for session ${session} dropped: its code expired before it could be sent`);
-      this.metrics.mailsFailed.inc();
-      return null;
+      this.expiredWarning.report(`Mail for session ${session} dropped: its code expired before it could be sent`);
+      return EXPIRED;
     }
     if (!mail.codeUsable) {
       this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
-      return null;
+      return SETTLED;
     }
     const code = this.openCode(sealedCode, sessionId);
     if (code === null) {
@@ -188,24 +199,24 @@ export class OtpMailWorker {
         `Mail for session ${session} not sent${lastAttempt ? ' on its last attempt' : ', will retry until its code expires'}: ` +
           'its sealed code does not open with this process\'s APP_SECRET. Every service replica and mail worker needs the same APP_SECRET',
       );
-      if (!lastAttempt) return 'the sealed code does not open with this APP_SECRET';
+      if (!lastAttempt) return { retry: 'the sealed code does not open with this APP_SECRET' };
       this.metrics.mailsFailed.inc();
-      return null;
+      return SETTLED;
     }
     try {
       const started = Date.now();
       await this.mail.sendOtp(to, code, validSeconds, { locale, deviceType });
       this.logger.log(`Mail for session ${session} sent in ${Date.now() - started} ms (attempt ${attempt})`);
-      return null;
+      return SETTLED;
     } catch (error) {
       const permanent = error instanceof MailDeliveryError ? error.permanent : true;
       if (permanent || lastAttempt) {
         this.metrics.mailsFailed.inc();
         this.logger.error(`Mail for session ${session} ${permanent ? 'rejected' : 'failed on its last attempt'}, not retried: ${describe(error)}`);
-        return null;
+        return SETTLED;
       }
-      this.logger.warn(`Mail for session ${session} failed, will retry: ${describe(error)}`);
-      return describe(error);
+      this.retryWarning.report(`Mail for session ${session} failed, will retry: ${describe(error)}`);
+      return { retry: describe(error) };
     }
   }
 
@@ -237,6 +248,9 @@ export class OtpMailWorker {
     });
   }
 }
+
+const SETTLED = { expired: false } as const;
+const EXPIRED = { expired: true } as const;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

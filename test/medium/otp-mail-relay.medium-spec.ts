@@ -38,6 +38,19 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     expect(await outbox()).toEqual([[replaced, 2]]);
   });
 
+  it('tells a settled mail that its row was deleted, and not when the row was gone already (the sweep purged it: counted once)', async () => {
+    const [expired, purged, replaced] = [await queued(1), await queued(1), await queued(2)];
+    await ctx.db.query('DELETE FROM mail_outbox WHERE session_id = $1', [purged]); // as the sweep's purge does
+    const deleted: string[] = [];
+    relay.settle(expired, 1, () => deleted.push(expired));
+    relay.settle(purged, 1, () => deleted.push(purged));
+    relay.settle(replaced, 1, () => deleted.push(replaced)); // revision 2 waits: revision 1 is gone
+    await relay.flushSettled();
+    expect(deleted).toEqual([expired]);
+    expect(await outbox()).toContainEqual([replaced, 2]);
+    await ctx.db.query('DELETE FROM mail_outbox');
+  });
+
   it('deletes them on its own within a moment, and again for mails settled while a delete runs', async () => {
     const first = await queued(1);
     relay.settle(first, 1);

@@ -1,0 +1,34 @@
+import request from 'supertest';
+import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
+import { othr, startLogin } from './support/factories.js';
+import { LogCapture } from './support/observability.js';
+import { createTestApp, type TestApp } from './support/test-app.js';
+
+// Its own file: the log lines of the one app a file starts reach its LogCapture (Nest's logger is
+// process-wide, and later apps of a file would not).
+describe('mail retry warnings during an SMTP outage', () => {
+  const logs = new LogCapture();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ LOG_LEVEL: 'warn' }, { logStream: logs });
+  });
+  afterAll(() => t?.close());
+
+  it('writes one warning per 10 s, not one per mail and attempt (every failure counted in the metrics)', async () => {
+    const relay = t.app.get(OtpMailRelay);
+    await relay.stop(); // the three mails go out as one job, handed over below
+    await t.smtp.stop();
+    const sessions: string[] = [];
+    for (const to of ['retry1@example.com', 'retry2@example.com', 'retry3@example.com']) {
+      sessions.push((await startLogin(t, othr(to)).expect(201)).body.uuid);
+    }
+    expect(await relay.relayBatch(10)).toEqual({ handed: 3, jobs: 1 });
+
+    // Each mail fails at the first attempt and again at the retry (graphile-worker: e^1 s later).
+    const sendErrors = async () => Number(/^mail_send_errors_total (\d+)$/m.exec((await request(t.http).get('/metrics')).text)?.[1] ?? 0);
+    await expect.poll(sendErrors, { timeout: 15_000, interval: 200 }).toBeGreaterThanOrEqual(6);
+    const warnings = logs.raw.filter((line) => line.includes('failed, will retry'));
+    expect(warnings).toHaveLength(1);
+    expect(sessions.filter((id) => warnings[0].includes(`Mail for session ${id} failed, will retry`))).toHaveLength(1);
+  }, 30_000);
+});
