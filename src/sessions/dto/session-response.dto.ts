@@ -40,10 +40,10 @@ export class SessionResponseDto {
   @ApiProperty({ description: 'Opaque bearer token (43 base64url characters). Shown only to its holder.', example: 'yDPPJLn51OXmc05nbOio3tUfA_kGKeZv4Vcg15Qw7rk' })
   token: string;
 
-  @ApiProperty({ description: 'This request created the user.' })
+  @ApiProperty({ description: 'This request created the user: true only in a 201 of POST /sessions; false when it returns an existing session (200) and in the answer of PATCH.' })
   is_new_user: boolean;
 
-  @ApiProperty({ description: 'This request created the device.' })
+  @ApiProperty({ description: 'This request created the device: true only in a 201 of POST /sessions; false when it returns an existing session (200) and in the answer of PATCH.' })
   is_new_device: boolean;
 
   @ApiProperty({ type: SessionUserDto })
