@@ -7,6 +7,8 @@ import { loadDotEnv } from './config/dotenv.js';
 import { StartupError } from './common/startup-error.js';
 import { onShutdownSignals } from './common/shutdown-signals.js';
 import { ConfigurationError } from './config/environment.js';
+import { ReadinessService } from './health/readiness.service.js';
+import { ShutdownState } from './health/shutdown-state.js';
 import { describeListenAddress } from './http/listen-address.js';
 import { assertPortAvailable } from './http/port-check.js';
 import { OtpMailWorker } from './mail/otp-mail.worker.js';
@@ -18,7 +20,7 @@ import { MetricsService } from './metrics/metrics.service.js';
  * The mail worker process (`npm run start:worker`, `node dist/mail-worker.js`): sends the login
  * mails that service replicas queue, outside their event loop (README "Mail"). Reads the same
  * settings as the service (one environment for both); MAIL_WORKER does not change what it does (validated all the same). Serves
- * GET /health/live and GET /metrics on PORT (HOST), nothing else.
+ * GET /health/live, GET /health/ready and GET /metrics on PORT (HOST), nothing else.
  */
 async function bootstrap(): Promise<void> {
   // Fail fast, in one readable message, before Nest starts logging (the app reads it again, validated).
@@ -45,12 +47,12 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   // Codes sealed by the service with another secret cannot be opened here.
   warnAboutAppSecret(logger, developmentSecret, config.appSecretGenerated, ', so it cannot open the mail the service queued');
-  const server = createWorkerHttpServer(app.get(MetricsService));
+  const server = createWorkerHttpServer(app.get(MetricsService), app.get(ReadinessService));
   await listenWorkerHttp(server, config.port, config.host);
   const listen = describeListenAddress(config.host, config.port);
   logger.log(
     `Mail worker sending (MAIL_CONCURRENCY=${config.mail.concurrency}, ${config.mail.smtpUrl ? 'SMTP' : 'to the log: no SMTP_URL'}); ` +
-      `GET /metrics and /health/live on ${listen.url} (${listen.bound}, NODE_ENV=${config.nodeEnv})`,
+      `GET /metrics, /health/live and /health/ready on ${listen.url} (${listen.bound}, NODE_ENV=${config.nodeEnv})`,
     'Bootstrap',
   );
 
@@ -59,6 +61,7 @@ async function bootstrap(): Promise<void> {
   // workers (or the next start). Past the grace period, hand the sends in progress back, exit 1.
   onShutdownSignals(logger, {
     announce: (signal) => `${signal}: shutting down (sends in progress finish; grace period ${config.shutdownGracePeriod} s)`,
+    begin: () => app.get(ShutdownState).begin(), // readiness 503 from the first signal
     gracePeriodSeconds: config.shutdownGracePeriod,
     graceOver: 'Grace period over: exiting with sends still in progress',
     abandon: () => app.get(OtpMailWorker).abandon(),

@@ -132,7 +132,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
 
     const worker = await startWorker();
     expect(await announced(worker, 'Mail worker sending')).toContain(
-      `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics and /health/live on http://localhost:${worker.port} (every address, NODE_ENV=test)`,
+      `Mail worker sending (MAIL_CONCURRENCY=20, SMTP); GET /metrics, /health/live and /health/ready on http://localhost:${worker.port} (every address, NODE_ENV=test)`,
     );
     expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email))).toEqual({ status: 200, sessionStatus: 'confirmed' });
     expect(smtp.countTo(email)).toBe(1);
@@ -151,9 +151,15 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const live = await fetch(`${worker.baseUrl}/health/live`);
     expect(live.status).toBe(200);
     expect(await live.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${worker.baseUrl}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ok', info: { database: { status: 'up' } }, error: {} }); // and the ping's responseTime
     const other = await fetch(`${worker.baseUrl}/sessions`);
     expect(other.status).toBe(404);
-    expect(await other.json()).toEqual({ error: 'not_found', message: 'The mail worker serves GET /health/live and GET /metrics only.' });
+    expect(await other.json()).toEqual({
+      error: 'not_found',
+      message: 'The mail worker serves GET /health/live, GET /health/ready and GET /metrics only.',
+    });
     expect((await fetch(`${worker.baseUrl}/metrics`, { method: 'POST' })).status).toBe(405);
   }, 60_000);
 
@@ -227,6 +233,15 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const signalledAt = Date.now();
     worker.child.kill('SIGTERM');
     await sleep(200);
+    // Draining: still serving HTTP, no longer ready.
+    const draining = await fetch(`${worker.baseUrl}/health/ready`);
+    expect(draining.status).toBe(503);
+    expect(await draining.json()).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      code: 'shutting_down',
+      message: 'The mail worker is shutting down.',
+    });
     worker.child.kill('SIGINT');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     // It waited for the SMTP server's answer, then deleted the settled mail's outbox row.

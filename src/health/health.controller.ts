@@ -1,19 +1,14 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { HealthCheck, HealthCheckService, type HealthCheckResult, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { ApiError } from '../common/api-error.js';
+import { HealthCheck, type HealthCheckResult } from '@nestjs/terminus';
 import { ApiErrorResponses } from '../http/api-docs.js';
-import { ShutdownState } from './shutdown-state.js';
+import { ReadinessService } from './readiness.service.js';
 
 /** Liveness and readiness probes (@nestjs/terminus). */
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly database: TypeOrmHealthIndicator,
-    private readonly shutdown: ShutdownState,
-  ) {}
+  constructor(private readonly readiness: ReadinessService) {}
 
   @Get('live')
   @ApiOperation({ summary: 'Liveness: the process is up and serving HTTP' })
@@ -32,15 +27,7 @@ export class HealthController {
     '`database_unavailable`: PostgreSQL does not answer; `details` says which check failed. ' +
       '`shutting_down`: the process received SIGTERM or SIGINT and is draining (send new traffic elsewhere).',
   ])
-  async ready(): Promise<HealthCheckResult> {
-    // From the first signal on: a load balancer stops sending before the listener closes.
-    if (this.shutdown.stopping) throw new ApiError(503, 'shutting_down', 'The service is shutting down.');
-    try {
-      return await this.health.check([() => this.database.pingCheck('database', { timeout: 2_000 })]);
-    } catch (error) {
-      if (!(error instanceof ServiceUnavailableException)) throw error;
-      const result = error.getResponse() as HealthCheckResult;
-      throw new ApiError(503, 'database_unavailable', 'PostgreSQL is not reachable.', { details: result.details }, { 'Retry-After': '5' });
-    }
+  ready(): Promise<HealthCheckResult> {
+    return this.readiness.check();
   }
 }

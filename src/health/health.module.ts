@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
-import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health.controller.js';
-import { ShutdownState } from './shutdown-state.js';
+import { ReadinessModule } from './readiness.module.js';
 
+/** The service's `GET /health/live` and `GET /health/ready`. */
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false })],
+  imports: [ReadinessModule],
   controllers: [HealthController],
-  providers: [ShutdownState],
-  exports: [ShutdownState],
+  exports: [ReadinessModule],
 })
 export class HealthModule {}

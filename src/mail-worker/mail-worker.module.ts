@@ -3,6 +3,7 @@ import type { DestinationStream } from 'pino';
 import { CommonModule } from '../common/common.module.js';
 import { AppConfigModule } from '../config/app-config.module.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { ReadinessModule } from '../health/readiness.module.js';
 import { LoggingModule } from '../logging/logging.module.js';
 import { MailSendingModule } from '../mail/mail.module.js';
 import { OtpMailRelay, RELAY_POLL_INTERVAL_MS } from '../mail/otp-mail.relay.js';
@@ -64,6 +65,7 @@ export class MailWorkerModule {
         MetricsModule,
         DatabaseModule,
         MailSendingModule,
+        ReadinessModule,
       ],
       providers: [MailWorkerLifecycle],
     };

@@ -1,14 +1,20 @@
 import { createServer, type Server } from 'node:http';
+import { ApiError } from '../common/api-error.js';
+import type { ReadinessService } from '../health/readiness.service.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
+
+const PATHS = ['/health/live', '/health/ready', '/metrics'];
 
 /**
  * The mail worker process's HTTP endpoints (node:http; there is no API here):
  * `GET /health/live` (200 `{"status":"ok"}` while the process runs, for the image's HEALTHCHECK
- * and a liveness probe) and `GET /metrics` (Prometheus text: `mails_sent_total`,
- * `mails_failed_total`, `mail_send_errors_total`, `mail_queue_depth` and the process metrics).
+ * and a liveness probe), `GET /health/ready` (as the service's: 200 while PostgreSQL answers within
+ * 2 s; 503 `database_unavailable`, or `shutting_down` from the first SIGTERM/SIGINT) and
+ * `GET /metrics` (Prometheus text: `mails_sent_total`, `mails_failed_total`,
+ * `mail_send_errors_total`, `mail_queue_depth` and the process metrics).
  * Anything else is a 404; a method other than GET or HEAD a 405.
  */
-export function createWorkerHttpServer(metrics: MetricsService): Server {
+export function createWorkerHttpServer(metrics: MetricsService, readiness: ReadinessService): Server {
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     const send = (status: number, type: string, body: string, headers: Record<string, string> = {}) => {
@@ -17,8 +23,8 @@ export function createWorkerHttpServer(metrics: MetricsService): Server {
     };
     const json = (status: number, value: unknown, headers?: Record<string, string>) =>
       send(status, 'application/json; charset=utf-8', JSON.stringify(value), headers);
-    if (path !== '/metrics' && path !== '/health/live') {
-      json(404, { error: 'not_found', message: 'The mail worker serves GET /health/live and GET /metrics only.' });
+    if (!PATHS.includes(path)) {
+      json(404, { error: 'not_found', message: 'The mail worker serves GET /health/live, GET /health/ready and GET /metrics only.' });
       return;
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -27,6 +33,16 @@ export function createWorkerHttpServer(metrics: MetricsService): Server {
     }
     if (path === '/health/live') {
       json(200, { status: 'ok' });
+      return;
+    }
+    if (path === '/health/ready') {
+      readiness.check('The mail worker').then(
+        (result) => json(200, result),
+        (error: unknown) =>
+          error instanceof ApiError
+            ? json(error.status, error.body(), error.headers)
+            : json(500, { error: 'internal_error', message: `readiness check failed: ${error instanceof Error ? error.message : String(error)}` }),
+      );
       return;
     }
     metrics.registry.metrics().then(
