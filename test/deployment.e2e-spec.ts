@@ -7,6 +7,7 @@ import { errorBody, othr, uniqueEmail } from './support/factories.js';
 import {
   copyServerBuild,
   connectionRefused,
+  expectShuttingDown,
   freePort,
   spawnServer,
   startServer,
@@ -151,14 +152,7 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       server.child.kill('SIGINT');
       expect(await Promise.all(burst)).toEqual(Array(40).fill(200));
 
-      const ready = await fetch(`${server.baseUrl}/health/ready`);
-      expect(ready.status).toBe(503);
-      expect(await ready.json()).toEqual({
-        statusCode: 503,
-        error: 'Service Unavailable',
-        code: 'shutting_down',
-        message: 'The service is shutting down.',
-      });
+      await expectShuttingDown(server.baseUrl, 'The service');
       // Still serving during the delay, on new connections.
       const email = uniqueEmail('delay');
       const login = await postLogin(server.baseUrl, email);

@@ -1,5 +1,5 @@
 import { othr, uniqueEmail } from './support/factories.js';
-import { copyServerBuild, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
+import { copyServerBuild, expectShuttingDown, spawnServer, startServer, type ServerBuild, type ServerProcess } from './support/server-process.js';
 import { SmtpSink } from './support/smtp-sink.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import { testServerEnv } from './support/test-app.js';
@@ -234,14 +234,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     worker.child.kill('SIGTERM');
     await sleep(200);
     // Draining: still serving HTTP, no longer ready.
-    const draining = await fetch(`${worker.baseUrl}/health/ready`);
-    expect(draining.status).toBe(503);
-    expect(await draining.json()).toEqual({
-      statusCode: 503,
-      error: 'Service Unavailable',
-      code: 'shutting_down',
-      message: 'The mail worker is shutting down.',
-    });
+    await expectShuttingDown(worker.baseUrl, 'The mail worker');
     worker.child.kill('SIGINT');
     expect(await worker.exited).toEqual({ code: 0, signal: null });
     // It waited for the SMTP server's answer, then deleted the settled mail's outbox row.

@@ -5,7 +5,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -120,6 +120,21 @@ export async function startServer(build: ServerBuild, env: Record<string, string
     await new Promise((wake) => setTimeout(wake, 100));
   }
   return server;
+}
+
+/**
+ * Asserts that a process draining after SIGTERM/SIGINT answers GET /health/ready with 503
+ * `shutting_down` naming `who` (`The service`, `The mail worker`).
+ */
+export async function expectShuttingDown(baseUrl: string, who: string): Promise<void> {
+  const ready = await fetch(`${baseUrl}/health/ready`);
+  expect(ready.status).toBe(503);
+  expect(await ready.json()).toEqual({
+    statusCode: 503,
+    error: 'Service Unavailable',
+    code: 'shutting_down',
+    message: `${who} is shutting down.`,
+  });
 }
 
 /** Whether a new TCP connection to the port is refused (ECONNREFUSED) rather than accepted. */
