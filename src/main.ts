@@ -61,7 +61,7 @@ async function bootstrap(): Promise<void> {
     begin: () => shutdownState.begin(),
     delaySeconds: config.shutdownDelay,
     gracePeriodSeconds: config.shutdownGracePeriod,
-    graceOver: 'Grace period over: exiting with requests still open',
+    graceOver: 'Grace period over: exiting with requests or mail sends still in progress',
     abandon: () => app.get(OtpMailWorker).abandon(), // mail sends in progress (MAIL_WORKER=inline)
     stop: async () => {
       // Keep-alive connections of requests in flight become idle once answered: close them then,

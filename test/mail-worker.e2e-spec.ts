@@ -193,7 +193,10 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
     const started = await until(() => postLogin(service.baseUrl, email), (answer) => answer.status === 201, 10_000);
     expect(started.status).toBe(201);
     expect(await confirm(service.baseUrl, started.body, await smtp.codeFor(email, 15_000))).toEqual({ status: 200, sessionStatus: 'confirmed' });
-    expect(lostLines()).toHaveLength(1);
+    // The others' errors are held back and written as one line at the end of the first one's 10 s.
+    const lines = lostLines();
+    expect(lines.length).toBeLessThanOrEqual(2);
+    if (lines.length === 2) expect(lines[1]).toContain('Mail worker: lost a database connection: ');
   }, 60_000);
 
   it('a worker with another APP_SECRET keeps the mail queued and names APP_SECRET; a worker with the right one then delivers it', async () => {
@@ -304,7 +307,7 @@ describe('mail worker process (node dist/mail-worker.js) beside a service with M
 
     service.child.kill('SIGTERM');
     expect(await service.exited).toEqual({ code: 1, signal: null });
-    expect(service.output()).toContain('Grace period over: exiting with requests still open');
+    expect(service.output()).toContain('Grace period over: exiting with requests or mail sends still in progress');
     expect(service.output()).toContain('1 send(s) still in progress handed back to the queue, for a running mail worker to retry');
 
     smtp.delayMs = 0;

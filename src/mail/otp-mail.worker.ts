@@ -49,6 +49,8 @@ export class OtpMailWorker {
    */
   private readonly retryWarning = new RepeatedWarning((line) => this.logger.warn(line));
   private readonly expiredWarning = new RepeatedWarning((line) => this.logger.warn(line));
+  /** A process with the wrong APP_SECRET fails every mail at every attempt: one error per 10 s too. */
+  private readonly secretError = new RepeatedWarning((line) => this.logger.error(line));
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -195,7 +197,7 @@ export class OtpMailWorker {
     const code = this.openCode(sealedCode, sessionId);
     if (code === null) {
       this.metrics.mailSendErrors.inc();
-      this.logger.error(
+      this.secretError.report(
         `Mail for session ${session} not sent${lastAttempt ? ' on its last attempt' : ', will retry until its code expires'}: ` +
           'its sealed code does not open with this process\'s APP_SECRET. Every service replica and mail worker needs the same APP_SECRET',
       );
