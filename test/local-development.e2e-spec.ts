@@ -222,10 +222,12 @@ describe('the embedded PostgreSQL keeps its port (EMBEDDED_DB_PORT)', () => {
   });
 
   it('listens on the preferred port, and on the same one again after a restart', async () => {
-    embedded = await startEmbeddedPostgres({ dataDir, preferredPort: port, persistent: false });
+    // Persistent, as `npm start` runs it. Non-persistent, the stop removed the folder and the
+    // restart's mkdir of it failed once in CI with ENOENT (not reproduced); afterAll removes it.
+    embedded = await startEmbeddedPostgres({ dataDir, preferredPort: port, persistent: true });
     expect({ port: embedded.port, portTaken: embedded.portTaken }).toEqual({ port, portTaken: null });
     await embedded.stop();
-    embedded = await startEmbeddedPostgres({ dataDir, preferredPort: port, persistent: false });
+    embedded = await startEmbeddedPostgres({ dataDir, preferredPort: port, persistent: true });
     expect({ port: embedded.port, portTaken: embedded.portTaken }).toEqual({ port, portTaken: null });
   }, 60_000);
 });
