@@ -5,7 +5,7 @@
 // NODE_ENV=production), and drives it with autocannon on loopback. Beside each scenario it measures, in the same run, two ceilings: a bare
 // node:http server, and the SQL the endpoint runs, executed directly through pg at the same
 // concurrency. Prints a table and writes bench/results/latest.json and bench/results/run-<time>.json
-// (git-ignored: a run leaves the working tree clean; the README's table is updated by hand).
+// (git-ignored: a run leaves the working tree clean; docs/performance.md's tables are updated by hand).
 //
 // Environment (all optional): BENCH_DATABASE_URL (a server where a database bench_<ts> is created
 // and dropped), BENCH_CONNECTIONS (50), BENCH_DURATION (10 s), BENCH_WARMUP (2 s),

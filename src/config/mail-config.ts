@@ -34,7 +34,7 @@ export interface MailConfig {
 /**
  * Default MAIL_CONCURRENCY. An SMTP send is several round trips, each waiting for this process's
  * event loop, which logins keep busy: under load one send takes far longer than its CPU, so
- * throughput comes from sending many at once (README "Performance", time to inbox).
+ * throughput comes from sending many at once (docs/performance.md, time to inbox).
  */
 export const DEFAULT_MAIL_CONCURRENCY = 20;
 

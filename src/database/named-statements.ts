@@ -5,7 +5,7 @@ import pg from 'pg';
  * A pg `Client` class, for the pool's documented `Client` option (node-postgres "Pool" docs; TypeORM
  * hands `extra` to `new pg.Pool(...)`), that runs each of `texts` as a named (prepared) statement:
  * PostgreSQL then parses and plans it once per connection instead of at every call, about half of
- * its work for the short statements of the hot paths (README "Performance"). Every other query is
+ * its work for the short statements of the hot paths (docs/performance.md). Every other query is
  * passed on unchanged. Callers keep using TypeORM's documented `query(text, parameters)`, so its
  * logging, error wrapping and transactions apply as for any query.
  *

@@ -60,7 +60,7 @@ function trustProxyOption(value: AppConfig['trustProxy']): boolean | string | ((
 
 /**
  * The HTTP server: Nest on Fastify (several times less CPU per request than Express 5 here; see
- * README "Performance"). TRUST_PROXY decides which X-Forwarded-For addresses `request.ip` believes
+ * docs/performance.md). TRUST_PROXY decides which X-Forwarded-For addresses `request.ip` believes
  * (proxy-addr rules, as in Express); route parameters may be long so that a malformed session id
  * is a 400 from the rules, not a 404 from the router. No Nest middleware: hooks do that work.
  */
