@@ -7,7 +7,7 @@
  */
 export class RepeatedWarning {
   private writtenAt = -Infinity;
-  private heldBack: string | null = null;
+  private heldBack = '';
   private notWritten = 0;
   private timer: NodeJS.Timeout | null = null;
 
@@ -30,19 +30,20 @@ export class RepeatedWarning {
     }
     this.heldBack = message;
     this.notWritten += 1;
+    if (this.timer) return;
     // The end of this interval writes what was held back (a timer that does not keep the process up).
-    this.timer ??= setTimeout(() => this.flush(), this.writtenAt + this.intervalMs - now);
-    this.timer.unref?.();
+    this.timer = setTimeout(() => this.flush(), this.writtenAt + this.intervalMs - now);
+    this.timer.unref();
   }
 
+  /** Writes the latest message held back, counting the others; starts the next interval. */
   private flush(): void {
     this.timer = null;
-    if (this.heldBack === null) return;
     const now = Date.now();
     const others = this.notWritten - 1;
     const more = others > 0 ? ` (${others} more like it in the last ${Math.round((now - this.writtenAt) / 1000)} s)` : '';
     const line = `${this.heldBack}${more}`;
-    this.heldBack = null;
+    this.heldBack = '';
     this.notWritten = 0;
     this.writtenAt = now;
     this.write(line);
