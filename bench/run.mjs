@@ -532,7 +532,8 @@ async function main() {
       // Thousands of outbox rows deleted at once: vacuum them now (as autovacuum soon would) so that
       // the relay's scans in the next scenario do not wade through their dead index entries.
       await q('VACUUM (ANALYZE) mail_outbox');
-      if (purged > 0) log(`  ${purged} mails still unsettled: codes taken from mail_outbox (decrypted with APP_SECRET), rows deleted, jobs removed`);
+      if (purged > 0) log(`  ${purged} mails still unsettled: codes taken from mail_outbox (decrypted with APP_SECRET), rows deleted (their jobs then send nothing)`);
+      await waitForQuiet();
 
       log(`  SQL ceiling (pg, ${CONNECTIONS} concurrent, pool ${SQL_POOL_MAX})`);
       const seal = await ceilingSealer();
@@ -559,6 +560,7 @@ async function main() {
       // The ceiling's mails (unopenable codes) must not be worked on under the next measurements.
       await takeQueuedCodes();
       await q('VACUUM (ANALYZE) mail_outbox');
+      await waitForQuiet();
       return row(id, name, service, ceiling, {
         tableCountsBefore: tableCounts ?? null,
         mailsSentDuringWarmupAndRun: delivered,
@@ -699,6 +701,26 @@ async function main() {
 
     async function mailBacklog() {
       return (await q(`SELECT count(*)::int AS n FROM mail_outbox`))[0].n;
+    }
+
+    /**
+     * Waits (at most 30 s) until the service, the mail worker process and PostgreSQL have been idle
+     * (under 0.1 cores together) for half a second: the graphile-worker jobs whose outbox rows were
+     * just deleted are still fetched and completed (sending nothing), and that must not run under the
+     * next measurement.
+     */
+    async function waitForQuiet() {
+      const started = Date.now();
+      for (;;) {
+        const a = cpuSnapshot(server.pid);
+        await sleep(500);
+        const d = cpuDelta(a, cpuSnapshot(server.pid));
+        const busy = d.server + d.worker + d.postgres;
+        if (busy < 0.1 || Date.now() - started > 30_000) {
+          if (Date.now() - started > 1_000) log(`  waited ${((Date.now() - started) / 1000).toFixed(1)} s for the service and PostgreSQL to go quiet (${busy} cores busy)`);
+          return;
+        }
+      }
     }
 
     /** Waits (at most `limitMs`) for the service's mail worker to send what is queued. */

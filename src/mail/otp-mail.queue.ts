@@ -31,7 +31,9 @@ export class OtpMailQueue implements OnApplicationBootstrap, OnApplicationShutdo
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.mail.worker === 'inline') {
-      await this.worker.start(); // installs graphile-worker's schema first, which the relay queues into
+      // Installs graphile-worker's schema first, which the relay queues into. This process serves
+      // requests too: they go first while they keep it busy.
+      await this.worker.start({ requestsFirst: true });
       this.workerStarted = true;
     } else {
       await this.worker.installSchema();

@@ -12,6 +12,7 @@ import { deriveKey, open } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMailJobPayload, type OutboxMail } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
+import { SendGate } from './send-gate.js';
 
 /** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
@@ -40,6 +41,8 @@ export class OtpMailWorker {
    * close every connection before the database stops.
    */
   private pool: pg.Pool | null = null;
+  /** In the service process: its requests go first while they keep the event loop busy (SendGate). */
+  private gate: SendGate | null = null;
   /** Jobs in progress: graphile-worker job id → the worker that locked it (`job.locked_by`) and its mails not settled yet. */
   private readonly sending = new Map<string, { workerId: string; unsettled: number }>();
   /**
@@ -65,10 +68,17 @@ export class OtpMailWorker {
 
   /**
    * Starts graphile-worker's runner, which installs or upgrades graphile-worker's own schema (under
-   * its own lock) first. @throws when PostgreSQL fails
+   * its own lock) first.
+   * @param requestsFirst in a process that also serves requests: while they keep its event loop
+   *   busy, one send at a time (SendGate)
+   * @throws when PostgreSQL fails
    */
-  async start(): Promise<void> {
+  async start({ requestsFirst = false } = {}): Promise<void> {
     const { concurrency } = this.config.mail;
+    if (requestsFirst) {
+      this.gate = new SendGate();
+      this.gate.start();
+    }
     const pool = new pg.Pool({ connectionString: this.url, max: concurrency + 2 });
     // PostgreSQL stopping or restarting ends every connection at once, and graphile-worker
     // reconnects by itself: one line per 10 s, each connection counted once (pg-pool passes an idle
@@ -100,6 +110,8 @@ export class OtpMailWorker {
 
   /** Stops taking jobs, lets the sends in progress finish, deletes their outbox rows, closes the pool. */
   async stop(): Promise<void> {
+    this.gate?.stop(); // the sends it holds back go now: the runner's stop waits for them
+    this.gate = null;
     await this.runner?.stop();
     this.runner = null;
     await this.relay.flushSettled(); // the mails its last jobs settled
@@ -205,6 +217,7 @@ export class OtpMailWorker {
       this.metrics.mailsFailed.inc();
       return SETTLED;
     }
+    const leave = this.gate ? await this.gate.enter() : undefined;
     try {
       const started = Date.now();
       await this.mail.sendOtp(to, code, validSeconds, { locale, deviceType });
@@ -219,6 +232,8 @@ export class OtpMailWorker {
       }
       this.retryWarning.report(`Mail for session ${session} failed, will retry: ${describe(error)}`);
       return { retry: describe(error) };
+    } finally {
+      leave?.();
     }
   }
 
