@@ -12,7 +12,7 @@ import { deriveKey, open } from '../security/sealed-box.js';
 import { MailDeliveryError, MailService } from './mail.service.js';
 import { OTP_MAIL_TASK, type OtpMailJobPayload, type OutboxMail } from './otp-mail.job.js';
 import { OtpMailRelay } from './otp-mail.relay.js';
-import { SendGate } from './send-gate.js';
+import { AT_ONCE, SendGate } from './send-gate.js';
 
 /** Seconds between a runner's scans for due retries (new jobs arrive through LISTEN/NOTIFY at once). */
 const WORKER_POLL_INTERVAL_MS = 1_000;
@@ -195,18 +195,11 @@ export class OtpMailWorker {
    *   when its code expired before it could be sent), else `{ retry }`: why a retry is due
    */
   private async deliver(mail: OutboxMail, attempt: number, lastAttempt: boolean): Promise<{ expired: boolean } | { retry: string }> {
-    const { sessionId, locale, payload } = mail;
-    const { to, sealedCode, expiresAt, validSeconds, deviceType } = payload;
+    const { sessionId, payload } = mail;
     const session = toPublicId('ses', sessionId); // the id clients and the API show
-    if (new Date(expiresAt) <= this.clock.now()) {
-      this.expiredWarning.report(`Mail for session ${session} dropped: its code expired before it could be sent`);
-      return EXPIRED;
-    }
-    if (!mail.codeUsable) {
-      this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
-      return SETTLED;
-    }
-    const code = this.openCode(sealedCode, sessionId);
+    const notToSend = this.notToSend(mail, session);
+    if (notToSend) return notToSend;
+    const code = this.openCode(payload.sealedCode, sessionId);
     if (code === null) {
       this.metrics.mailSendErrors.inc();
       this.secretError.report(
@@ -217,10 +210,27 @@ export class OtpMailWorker {
       this.metrics.mailsFailed.inc();
       return SETTLED;
     }
-    const leave = this.gate ? await this.gate.enter() : undefined;
+    const pass = this.gate ? await this.gate.enter() : AT_ONCE;
+    try {
+      if (pass.held) {
+        // It waited while requests kept the loop busy, maybe for seconds: its code may have expired,
+        // its session been confirmed or revoked, or a resend replaced it (then it is gone) meanwhile.
+        // Read again; if PostgreSQL fails, the job is retried.
+        const [now] = await this.relay.mailsToSend([mail], this.clock.now());
+        const stale = now ? this.notToSend(now, session) : SETTLED;
+        if (stale) return stale;
+      }
+      return await this.send(mail, code, session, attempt, lastAttempt);
+    } finally {
+      pass.leave();
+    }
+  }
+
+  private async send(mail: OutboxMail, code: string, session: string, attempt: number, lastAttempt: boolean): Promise<{ expired: boolean } | { retry: string }> {
+    const { to, validSeconds, deviceType } = mail.payload;
     try {
       const started = Date.now();
-      await this.mail.sendOtp(to, code, validSeconds, { locale, deviceType });
+      await this.mail.sendOtp(to, code, validSeconds, { locale: mail.locale, deviceType });
       this.logger.log(`Mail for session ${session} sent in ${Date.now() - started} ms (attempt ${attempt})`);
       return SETTLED;
     } catch (error) {
@@ -232,9 +242,20 @@ export class OtpMailWorker {
       }
       this.retryWarning.report(`Mail for session ${session} failed, will retry: ${describe(error)}`);
       return { retry: describe(error) };
-    } finally {
-      leave?.();
     }
+  }
+
+  /** Why a mail is settled without being sent (its code expired, or the session cannot use it), or null to send it. */
+  private notToSend(mail: OutboxMail, session: string): { expired: boolean } | null {
+    if (new Date(mail.payload.expiresAt) <= this.clock.now()) {
+      this.expiredWarning.report(`Mail for session ${session} dropped: its code expired before it could be sent`);
+      return EXPIRED;
+    }
+    if (!mail.codeUsable) {
+      this.logger.log(`Mail for session ${session} not sent: the session can no longer use its code (revoked, confirmed or out of attempts)`);
+      return SETTLED;
+    }
+    return null;
   }
 
   /**

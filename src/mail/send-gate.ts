@@ -41,16 +41,18 @@ export class SendGate {
   /**
    * Waits until a send may start: at once when the loop has room, else until the send let through
    * before it has ended or the loop has room again.
-   * @returns call it once when the send has ended (sent or failed)
+   * @returns `leave`: call it once when the send has ended (sent or failed); `held`: whether the
+   *   send waited (for as long as the requests kept the loop busy: what was true of the mail before
+   *   may no longer be)
    */
-  async enter(): Promise<() => void> {
-    if (!this.busy && this.waiting.length === 0) return NOTHING_HELD;
+  async enter(): Promise<SendPass> {
+    if (!this.busy && this.waiting.length === 0) return AT_ONCE;
     if (!this.slotTaken) {
       this.slotTaken = true;
-      return this.leaveSlot;
+      return { leave: this.leaveSlot, held: false };
     }
     const holdsSlot = await new Promise<boolean>((resolve) => this.waiting.push(resolve));
-    return holdsSlot ? this.leaveSlot : NOTHING_HELD;
+    return { leave: holdsSlot ? this.leaveSlot : NOTHING_TO_LEAVE, held: true };
   }
 
   private readonly leaveSlot = (): void => {
@@ -73,4 +75,12 @@ export class SendGate {
   }
 }
 
-const NOTHING_HELD = (): void => {};
+/** What SendGate.enter hands a send that may start. */
+export interface SendPass {
+  leave: () => void;
+  held: boolean;
+}
+
+const NOTHING_TO_LEAVE = (): void => {};
+/** A send that did not wait and holds no slot. */
+export const AT_ONCE: SendPass = { leave: NOTHING_TO_LEAVE, held: false };
