@@ -1,10 +1,10 @@
-import helmet from '@fastify/helmet';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { PinoLogger } from 'nestjs-pino';
 import { AppConfig } from './config/app-config.js';
 import { ApiExceptionFilter } from './http/api-exception.filter.js';
 import { registerJsonBodies } from './http/json-body.js';
 import { setupOpenApi } from './http/openapi.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
 import { registerRequestLog } from './logging/request-log.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { SessionRateLimiter } from './rate-limit/rate-limit.module.js';
@@ -19,7 +19,7 @@ export async function configureApp(app: NestFastifyApplication): Promise<NestFas
   const config = app.get(AppConfig);
   const fastify = app.getHttpAdapter().getInstance();
   // No upgrade-insecure-requests: it would break /docs served over plain HTTP (development, internal).
-  await app.register(helmet, { contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+  registerSecurityHeaders(fastify, { contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   if (config.corsOrigins.length > 0) {
     app.enableCors({
       origin: config.corsOrigins,

@@ -51,7 +51,7 @@ export async function registerWebUi(app: NestFastifyApplication): Promise<void> 
   const fastify = app.getHttpAdapter().getInstance();
   fastify.get(
     '/',
-    { helmet: { contentSecurityPolicy: { useDefaults: false, directives: WEB_UI_CSP_DIRECTIVES } } },
+    { config: { securityHeaders: { contentSecurityPolicy: { useDefaults: false, directives: WEB_UI_CSP_DIRECTIVES } } } },
     (_request, reply) => {
       void reply.header('Cache-Control', 'no-store').type('text/html; charset=utf-8').send(page);
     },
