@@ -32,11 +32,15 @@ describe('mail retry warnings during an SMTP outage', () => {
     expect(warnings).toHaveLength(1);
     expect(sessions.filter((id) => warnings[0].includes(`Mail for session ${id} failed, will retry`))).toHaveLength(1);
 
-    // At the end of those 10 s, even if nothing fails any more: the latest, counting the others.
+    // At the end of each 10 s, even if nothing fails any more: the latest, counting the others.
+    // (On a slow machine the failures can spread over more than one interval: more lines.)
     await t.app.get(OtpMailWorker).stop();
+    const errors = await sendErrors();
     const written = () => logs.raw.filter((line) => line.includes('failed, will retry'));
-    await expect.poll(written, { timeout: 12_000, interval: 200 }).toHaveLength(2);
-    const held = Number(/\((\d+) more like it in the last 10 s\)/.exec(written()[1])?.[1]);
-    expect(held + 2).toBe(await sendErrors()); // every failure written or counted, none lost
+    const accounted = () =>
+      written().reduce((sum, line) => sum + 1 + Number(/\((\d+) more like it in the last 10 s\)/.exec(line)?.[1] ?? 0), 0);
+    await expect.poll(accounted, { timeout: 12_000, interval: 200 }).toBe(errors); // every failure written or counted, none lost
+    expect(written().length).toBeLessThan(errors);
+    expect(written().some((line) => / more like it in the last 10 s\)/.test(line))).toBe(true);
   }, 40_000);
 });
