@@ -6,7 +6,7 @@ import { OTP_MAIL_TASK } from '../src/mail/otp-mail.job.js';
 import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
 import { SessionSweepService } from '../src/sessions/session-sweep.service.js';
 import { confirm, othr, startLogin, valuesHolding } from './support/factories.js';
-import { parsePrometheus, sampleValue } from './support/observability.js';
+import { metricValue } from './support/observability.js';
 import { SmtpSink } from './support/smtp-sink.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -302,7 +302,7 @@ describe('durable OTP mail delivery (mail_outbox, then graphile-worker, in Postg
     const left = await until(queuedJobs, (c) => c === 0, 15_000);
     expect(left).toBe(0);
     // Counted once its outbox row is deleted (the batched delete's answer may come a moment later).
-    const failed = async () => sampleValue(parsePrometheus((await request(t.http).get('/metrics')).text), 'mails_failed_total');
+    const failed = async () => metricValue(t.http, 'mails_failed_total');
     expect(await until(failed, (n) => n === 1, 5_000)).toBe(1);
     await smtp.whenBack(async (revived) => {
       await sleep(1_000);

@@ -1,8 +1,7 @@
-import request from 'supertest';
 import { OtpMailRelay } from '../src/mail/otp-mail.relay.js';
 import { OtpMailWorker } from '../src/mail/otp-mail.worker.js';
 import { othr, startLogin } from './support/factories.js';
-import { LogCapture, parsePrometheus, sampleValue } from './support/observability.js';
+import { LogCapture, metricValue } from './support/observability.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 // Its own file: the log lines of the one app a file starts reach its LogCapture (Nest's logger is
@@ -26,7 +25,7 @@ describe('mail retry warnings during an SMTP outage', () => {
     expect(await relay.relayBatch(10)).toEqual({ handed: 3, jobs: 1 });
 
     // Each mail fails at the first attempt and again at the retry (graphile-worker: e^1 s later).
-    const sendErrors = async () => sampleValue(parsePrometheus((await request(t.http).get('/metrics')).text), 'mail_send_errors_total') ?? 0;
+    const sendErrors = async () => (await metricValue(t.http, 'mail_send_errors_total')) ?? 0;
     await expect.poll(sendErrors, { timeout: 15_000, interval: 200 }).toBeGreaterThanOrEqual(6);
     const warnings = logs.raw.filter((line) => line.includes('failed, will retry'));
     expect(warnings).toHaveLength(1);

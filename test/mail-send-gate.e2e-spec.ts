@@ -2,7 +2,7 @@ import request from 'supertest';
 import { SAMPLE_MS } from '../src/mail/send-gate.js';
 import { keepLoopBusy } from './support/busy-loop.js';
 import { othr, startLogin } from './support/factories.js';
-import { parsePrometheus, sampleValue } from './support/observability.js';
+import { metricValue } from './support/observability.js';
 import { createTestApp, type TestApp } from './support/test-app.js';
 
 /**
@@ -23,7 +23,7 @@ describe('mail held back while requests keep the service busy', () => {
   });
   afterAll(() => t?.close());
 
-  const counter = async (name: string) => sampleValue(parsePrometheus((await request(t.http).get('/metrics')).text), name) ?? 0;
+  const counter = async (name: string) => (await metricValue(t.http, name)) ?? 0;
   const received = (to: string) => t.smtp.messages.filter((m) => m.to === to).length;
 
   /** Busy loop, and a first login whose mail takes the one send slot (the sink answers it slowly). */

@@ -16,7 +16,7 @@ export const BUSY_AT = 0.9;
  */
 export class SendGate {
   private busy = false;
-  private last: EventLoopUtilization | null = null;
+  private last: EventLoopUtilization = performance.eventLoopUtilization();
   private timer: NodeJS.Timeout | null = null;
   /** Whether a send started while the loop was busy has not ended yet (the one send let through). */
   private slotTaken = false;
@@ -63,7 +63,7 @@ export class SendGate {
 
   private sample(): void {
     const now = performance.eventLoopUtilization();
-    this.busy = performance.eventLoopUtilization(now, this.last ?? undefined).utilization >= BUSY_AT;
+    this.busy = performance.eventLoopUtilization(now, this.last).utilization >= BUSY_AT;
     this.last = now;
     if (!this.busy) this.releaseAll();
   }

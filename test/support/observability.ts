@@ -1,4 +1,6 @@
 /** Helpers to read what the service tells operators: its log lines and its Prometheus metrics. */
+import type { App } from 'supertest/types.js';
+import request from 'supertest';
 
 /** A pino destination that keeps every line it receives (raw and parsed). */
 export class LogCapture {
@@ -78,4 +80,9 @@ export function sampleValue(samples: Sample[], name: string, labels: Record<stri
 /** The sum of every sample of `name` (0 for a labelled counter that has no series yet). */
 export function sumOf(samples: Sample[], name: string): number {
   return samplesOf(samples, name).reduce((sum, s) => sum + s.value, 0);
+}
+
+/** One sample's value as GET /metrics of `http` answers it now (undefined when it has no such sample). */
+export async function metricValue(http: App, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  return sampleValue(parsePrometheus((await request(http).get('/metrics').expect(200)).text), name, labels);
 }
