@@ -1,5 +1,6 @@
 import type { DataSourceOptions } from 'typeorm';
 import { MailOutbox } from '../mail/mail-outbox.entity.js';
+import { RELAY_STATEMENTS } from '../mail/otp-mail.relay.js';
 import { Device } from '../sessions/entities/device.entity.js';
 import { OtpSend } from '../sessions/entities/otp-send.entity.js';
 import { Session } from '../sessions/entities/session.entity.js';
@@ -33,7 +34,8 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsTableName: 'migrations',
     synchronize: false,
     migrationsRun: false,
-    // pg.Pool options; `Client` is pg's documented seam for the class of its connections.
-    extra: { max: 20, connectionTimeoutMillis: 5_000, Client: namedStatementClient(NAMED_STATEMENTS) },
+    // pg.Pool options; `Client` is pg's documented seam for the class of its connections. Named:
+    // the sessions' hot paths, and the mail relay's statements, which run many times a second under load.
+    extra: { max: 20, connectionTimeoutMillis: 5_000, Client: namedStatementClient([...NAMED_STATEMENTS, ...RELAY_STATEMENTS]) },
   };
 }

@@ -37,5 +37,5 @@ export const SESSION_SQL = {
   findByTokenHash: `SELECT ${SESSION_COLUMNS} FROM ${SESSION_JOINS} WHERE s.token_hash = $1`,
 } as const;
 
-/** The texts the pool's client runs as named (prepared) statements. */
+/** The sessions' texts the pool's client runs as named (prepared) statements (with the mail relay's, data-source-options.ts). */
 export const NAMED_STATEMENTS: readonly string[] = Object.values(SESSION_SQL);

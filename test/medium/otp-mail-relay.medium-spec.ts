@@ -1,6 +1,10 @@
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { runMigrations as installGraphileWorker } from 'graphile-worker';
 import { randomUUID } from 'node:crypto';
-import { MAILS_PER_JOB, OtpMailRelay } from '../../src/mail/otp-mail.relay.js';
+import type { DataSource } from 'typeorm';
+import { statementName } from '../../src/database/named-statements.js';
+import { OTP_MAIL_TASK } from '../../src/mail/otp-mail.job.js';
+import { MAILS_PER_JOB, OtpMailRelay, RELAY_STATEMENTS } from '../../src/mail/otp-mail.relay.js';
 import { createMediumModule, insertSession, type MediumContext } from './medium-module.js';
 
 describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
@@ -75,6 +79,17 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     expect(await relay.relayBatch(500, [ids[3]])).toEqual({ handed: 0, jobs: 0 }); // handed over already
     expect(await relay.relayBatch()).toEqual({ handed: MAILS_PER_JOB + 3, jobs: 2 });
     expect(await waiting()).toEqual([]);
+  });
+
+  it("runs its pass as a named statement on the application's connections (planned once per connection)", async () => {
+    const [pass] = RELAY_STATEMENTS;
+    const dataSource = ctx.module.get<DataSource>(getDataSourceToken());
+    // One transaction, one connection: the pass (for no session: nothing to hand over) and the look at its prepared statements.
+    const names = await dataSource.transaction(async (manager) => {
+      expect(await manager.query(pass, [500, MAILS_PER_JOB, OTP_MAIL_TASK, 25, []])).toEqual([{ handed: 0, jobs: 0 }]);
+      return (await manager.query('SELECT name FROM pg_prepared_statements')) as { name: string }[];
+    });
+    expect(names.map((r) => r.name)).toContain(statementName(pass));
   });
 
   it('reads for a job only the mails still at the revision it names, with the locale and whether the code is still usable', async () => {
