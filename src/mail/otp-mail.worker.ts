@@ -99,11 +99,14 @@ export class OtpMailWorker {
       pollInterval: WORKER_POLL_INTERVAL_MS,
       noHandleSignals: true, // the process's own shutdown stops it (Nest's shutdown hooks call stop())
       logger: this.workerLogger(),
-      // graphile-worker docs, "Performance": jobs finished in the same tick are settled in one
-      // query. Its localQueue (fetching jobs ahead for the whole pool) stays off: in 0.18 a runner
-      // stopped while that queue holds jobs fails to hand them back ("Cannot background something
-      // when the queue is already released"), leaving them locked for hours, past their codes' expiry.
-      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      // graphile-worker's defaults for settling jobs: one query per finished job (a job carries up
+      // to MAILS_PER_JOB mails), retried on a deadlock or a lost connection. Its batching options
+      // (completeJobBatchDelay, failJobBatchDelay) stay off: in 0.18 a batch that fails once is not
+      // retried, and the runner shuts down for good (graphile/worker#636; seen here: "deadlock
+      // detected" under the bench's load, after which no mail was sent). Its localQueue (fetching
+      // jobs ahead for the whole pool) stays off too: in 0.18 a runner stopped while that queue holds
+      // jobs fails to hand them back ("Cannot background something when the queue is already
+      // released"), leaving them locked for hours, past their codes' expiry.
       taskList: { [OTP_MAIL_TASK]: (payload, helpers) => this.runJob(payload as OtpMailJobPayload, helpers) },
     });
   }
