@@ -13,6 +13,7 @@ import { StartLoginFunction1764576000000 } from './migrations/1764576000000-star
 import { ConfirmSessionFunction1764662400000 } from './migrations/1764662400000-confirm-session-function.js';
 import { SchemaComments1764748800000 } from './migrations/1764748800000-schema-comments.js';
 import { MailOutbox1764835200000 } from './migrations/1764835200000-mail-outbox.js';
+import { OutboxHotHandover1764921600000 } from './migrations/1764921600000-outbox-hot-handover.js';
 
 export const ENTITIES = [User, Device, Session, OtpSend, MailOutbox];
 export const MIGRATIONS = [
@@ -22,6 +23,7 @@ export const MIGRATIONS = [
   ConfirmSessionFunction1764662400000,
   SchemaComments1764748800000,
   MailOutbox1764835200000,
+  OutboxHotHandover1764921600000,
 ];
 
 /** The one source of database options, shared by the app, the migration command and the tests. */

@@ -5,14 +5,15 @@ import { Session } from '../sessions/entities/session.entity.js';
  * A login-code mail not settled yet (transactional outbox, migration 1764835200000): written by
  * `send_otp` in the transaction of the login or resend, handed to graphile-worker by OtpMailRelay,
  * deleted by the worker once the mail is sent or given up, or by the sweep once its code expired.
- * The code in `payload` is sealed (AES-256-GCM, src/security/sealed-box.ts).
+ * The code in `payload` is sealed (AES-256-GCM, src/security/sealed-box.ts). No index names
+ * `handed_over_at`, so that the relay's hand-over is a heap-only update, and the table's fill factor
+ * is 50 (migration 1764921600000; TypeORM has no entity option for a table's storage parameters).
  */
 @Entity({
   name: 'mail_outbox',
   comment:
     'Login-code mails not settled yet (transactional outbox): written with the session, handed to graphile-worker by the relay, deleted once sent or given up.',
 })
-@Index('mail_outbox_waiting_idx', ['queuedAt'], { where: 'handed_over_at IS NULL' })
 @Index('mail_outbox_expires_at_idx', ['expiresAt'])
 export class MailOutbox {
   @PrimaryColumn({ name: 'session_id', type: 'uuid', comment: 'The session whose code this mail carries; one mail per session.' })

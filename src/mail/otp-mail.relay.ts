@@ -63,13 +63,14 @@ const relaySql = (waiting: string) => `
 
 /**
  * The rows of given sessions, found by primary key: what a replica hands over after its own
- * commits. Under load the waiting-row index holds many entries of rows handed over moments ago,
- * which PostgreSQL cannot drop while concurrent transactions may still see them; a scan for the
- * oldest rows steps over all of them (measured: 4.8 ms per pass at 500 logins/s, a quarter of the
- * logins' own statement time).
+ * commits. A look for the oldest waiting rows reads the whole outbox (no index names
+ * `handed_over_at`, so that the hand-over is a heap-only update: migration 1764921600000), and
+ * under load it also steps over the rows handed over moments ago, which PostgreSQL cannot drop
+ * while concurrent transactions may still see them (measured with a partial index on the waiting
+ * rows: 4.8 ms per pass at 500 logins/s, a quarter of the logins' own statement time).
  */
 const RELAY_SESSIONS_SQL = relaySql('o.session_id = ANY($5::uuid[])');
-/** The oldest waiting rows, whoever wrote them: the poll, for other replicas' rows and leftovers. */
+/** The oldest waiting rows, whoever wrote them: the poll (once a second), for other replicas' rows and leftovers. */
 const RELAY_OLDEST_SQL = relaySql('true');
 
 /**

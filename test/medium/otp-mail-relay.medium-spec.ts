@@ -92,6 +92,22 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     expect(names.map((r) => r.name)).toContain(statementName(pass));
   });
 
+  it('hands rows over with heap-only updates: no index entry written (migration 1764921600000)', async () => {
+    await ctx.db.query('DELETE FROM mail_outbox');
+    const ids = [await queued(1), await queued(1), await queued(1)];
+    const [pass] = RELAY_STATEMENTS;
+    const dataSource = ctx.module.get<DataSource>(getDataSourceToken());
+    // This transaction's own counts (pg_stat_xact_*), so no other statement is counted.
+    const [counts] = await dataSource.transaction(async (manager) => {
+      expect(await manager.query(pass, [500, MAILS_PER_JOB, OTP_MAIL_TASK, 25, ids])).toEqual([{ handed: 3, jobs: 1 }]);
+      return (await manager.query(`SELECT n_tup_upd AS updated, n_tup_hot_upd AS "heapOnly" FROM pg_stat_xact_user_tables WHERE relname = 'mail_outbox'`)) as {
+        updated: string;
+        heapOnly: string;
+      }[];
+    });
+    expect(counts).toEqual({ updated: '3', heapOnly: '3' });
+  });
+
   it('reads for a job only the mails still at the revision it names, with the locale and whether the code is still usable', async () => {
     const [current, replaced, settled, revoked] = [await queued(1), await queued(2), randomUUID(), await queued(1)];
     await ctx.db.query(`UPDATE sessions SET status = 'revoked', ended_at = now() WHERE id = $1`, [revoked]);
