@@ -97,15 +97,19 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     const ids = [await queued(1), await queued(1), await queued(1)];
     const [pass] = RELAY_STATEMENTS;
     const dataSource = ctx.module.get<DataSource>(getDataSourceToken());
-    // This transaction's own counts (pg_stat_xact_*), so no other statement is counted.
-    const [counts] = await dataSource.transaction(async (manager) => {
+    // This backend's counts not reported yet (pg_stat_xact_*), read before and after the pass in one transaction.
+    const counts = await dataSource.transaction(async (manager) => {
+      const read = async () =>
+        ((await manager.query(`SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS "heapOnly" FROM pg_stat_xact_user_tables WHERE relname = 'mail_outbox'`)) as {
+          updated: number;
+          heapOnly: number;
+        }[])[0];
+      const before = await read();
       expect(await manager.query(pass, [500, MAILS_PER_JOB, OTP_MAIL_TASK, 25, ids])).toEqual([{ handed: 3, jobs: 1 }]);
-      return (await manager.query(`SELECT n_tup_upd AS updated, n_tup_hot_upd AS "heapOnly" FROM pg_stat_xact_user_tables WHERE relname = 'mail_outbox'`)) as {
-        updated: string;
-        heapOnly: string;
-      }[];
+      const after = await read();
+      return { updated: after.updated - before.updated, heapOnly: after.heapOnly - before.heapOnly };
     });
-    expect(counts).toEqual({ updated: '3', heapOnly: '3' });
+    expect(counts).toEqual({ updated: 3, heapOnly: 3 });
   });
 
   it('reads for a job only the mails still at the revision it names, with the locale and whether the code is still usable', async () => {
