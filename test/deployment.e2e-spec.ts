@@ -178,6 +178,8 @@ describe('deployment: the real server process (node dist/main.js)', () => {
       server = await startServer(build, baseEnv());
     }, 60_000);
     afterAll(async () => {
+      // Only a server that came up: a failed start is reported by beforeAll, not hidden by a TypeError here.
+      if (server === undefined) return;
       server.child.kill('SIGKILL');
       await server.exited;
     });
