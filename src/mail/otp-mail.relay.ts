@@ -28,7 +28,7 @@ export const SETTLED_FLUSH_MS = 20;
  * graphile-worker attempts per job. A mail whose code has expired is dropped, so this only bounds a
  * job whose codes live for hours: graphile-worker waits exp(min(attempt, 10)) s between tries.
  */
-const MAX_ATTEMPTS = 25;
+export const MAX_ATTEMPTS = 25;
 
 /**
  * One statement, so one transaction: takes up to $1 rows waiting in the outbox (`waiting`: the rows

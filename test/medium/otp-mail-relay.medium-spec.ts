@@ -1,10 +1,10 @@
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { runMigrations as installGraphileWorker } from 'graphile-worker';
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { statementName } from '../../src/database/named-statements.js';
 import { OTP_MAIL_TASK } from '../../src/mail/otp-mail.job.js';
-import { MAILS_PER_JOB, OtpMailRelay, RELAY_STATEMENTS } from '../../src/mail/otp-mail.relay.js';
+import { MAILS_PER_JOB, MAX_ATTEMPTS, OtpMailRelay, RELAY_BATCH, RELAY_STATEMENTS } from '../../src/mail/otp-mail.relay.js';
 import { createMediumModule, insertSession, type MediumContext } from './medium-module.js';
 
 describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
@@ -81,31 +81,32 @@ describe('OtpMailRelay (medium: real PostgreSQL, no HTTP)', () => {
     expect(await waiting()).toEqual([]);
   });
 
+  /** The relay's pass (the first of RELAY_STATEMENTS, with relayBatch's parameters) for `ids`, in `manager`'s transaction. */
+  const passIn = (manager: EntityManager, ids: string[]) =>
+    manager.query(RELAY_STATEMENTS[0], [RELAY_BATCH, MAILS_PER_JOB, OTP_MAIL_TASK, MAX_ATTEMPTS, ids]) as Promise<{ handed: number; jobs: number }[]>;
+  const inOneTransaction = <T>(work: (manager: EntityManager) => Promise<T>) => ctx.module.get<DataSource>(getDataSourceToken()).transaction(work);
+
   it("runs its pass as a named statement on the application's connections (planned once per connection)", async () => {
-    const [pass] = RELAY_STATEMENTS;
-    const dataSource = ctx.module.get<DataSource>(getDataSourceToken());
     // One transaction, one connection: the pass (for no session: nothing to hand over) and the look at its prepared statements.
-    const names = await dataSource.transaction(async (manager) => {
-      expect(await manager.query(pass, [500, MAILS_PER_JOB, OTP_MAIL_TASK, 25, []])).toEqual([{ handed: 0, jobs: 0 }]);
+    const names = await inOneTransaction(async (manager) => {
+      expect(await passIn(manager, [])).toEqual([{ handed: 0, jobs: 0 }]);
       return (await manager.query('SELECT name FROM pg_prepared_statements')) as { name: string }[];
     });
-    expect(names.map((r) => r.name)).toContain(statementName(pass));
+    expect(names.map((r) => r.name)).toContain(statementName(RELAY_STATEMENTS[0]));
   });
 
   it('hands rows over with heap-only updates: no index entry written (migration 1764921600000)', async () => {
     await ctx.db.query('DELETE FROM mail_outbox');
     const ids = [await queued(1), await queued(1), await queued(1)];
-    const [pass] = RELAY_STATEMENTS;
-    const dataSource = ctx.module.get<DataSource>(getDataSourceToken());
     // This backend's counts not reported yet (pg_stat_xact_*), read before and after the pass in one transaction.
-    const counts = await dataSource.transaction(async (manager) => {
+    const counts = await inOneTransaction(async (manager) => {
       const read = async () =>
         ((await manager.query(`SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS "heapOnly" FROM pg_stat_xact_user_tables WHERE relname = 'mail_outbox'`)) as {
           updated: number;
           heapOnly: number;
         }[])[0];
       const before = await read();
-      expect(await manager.query(pass, [500, MAILS_PER_JOB, OTP_MAIL_TASK, 25, ids])).toEqual([{ handed: 3, jobs: 1 }]);
+      expect(await passIn(manager, ids)).toEqual([{ handed: 3, jobs: 1 }]);
       const after = await read();
       return { updated: after.updated - before.updated, heapOnly: after.heapOnly - before.heapOnly };
     });
